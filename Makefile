@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make render` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TSTAMP := $(VENV)/.installed-test
+
+.PHONY: install render test lint typecheck pytest bench golden clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(TSTAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $@
+
+install: $(STAMP)
+
+render: $(STAMP)
+	$(VENV)/bin/wellknown-build render examples/instances.yaml --out out
+
+lint: $(TSTAMP)
+	$(PY) -m ruff check wellknown_build tests bench
+	$(PY) -m ruff format --check wellknown_build tests bench
+
+typecheck: $(TSTAMP)
+	$(PY) -m mypy
+
+pytest: $(TSTAMP)
+	$(PY) -m pytest -q
+
+test: lint typecheck pytest
+
+bench: $(TSTAMP)
+	$(PY) bench/run.py
+
+golden: $(STAMP)
+	rm -rf tests/golden/example
+	$(VENV)/bin/wellknown-build render examples/instances.yaml --out tests/golden/example
+
+clean:
+	rm -rf $(VENV) out .bench

@@ -1,0 +1,1 @@
+"""Render and publish OpenID discovery documents and JWKS as static files."""

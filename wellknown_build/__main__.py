@@ -1,0 +1,3 @@
+from wellknown_build.cli import main
+
+main(prog_name="wellknown-build")

@@ -1,0 +1,155 @@
+"""The render pipeline up to the tree: config → public keys → documents, problems collected."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config, Instance, KeySpec, load_partial
+from .documents import Document, instance_documents
+from .errors import ConfigError, KeyLoadError, Problem, TemplateError
+from .keys import JWK, LoadedKey, allowed_algs, load_key_file, public_jwk
+from .render import Renderer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Build:
+    config: Config
+    documents: tuple[Document, ...]
+
+
+class KeyFiles:
+    """Each key file is read once, however many instances list it."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[Path, str | None], LoadedKey | KeyLoadError] = {}
+
+    def load(self, spec: KeySpec) -> LoadedKey:
+        cache_key = (spec.path, spec.passphrase_env)
+        if cache_key not in self._cache:
+            try:
+                self._cache[cache_key] = load_key_file(spec.path, lambda: _passphrase(spec))
+            except KeyLoadError as e:
+                self._cache[cache_key] = e
+        result = self._cache[cache_key]
+        if isinstance(result, KeyLoadError):
+            raise result
+        return result
+
+
+def _passphrase(spec: KeySpec) -> bytes | None:
+    if spec.passphrase_env is None:
+        return None
+    value = os.environ.get(spec.passphrase_env)
+    if value is None:
+        raise KeyLoadError(
+            f"the private key is encrypted and environment variable {spec.passphrase_env} "
+            "(passphrase_env) is not set"
+        )
+    return value.encode("utf-8")
+
+
+def instance_jwks(instance: Instance, files: KeyFiles, problems: list[Problem]) -> list[JWK]:
+    jwks: list[JWK] = []
+    by_thumbprint: dict[str, str] = {}
+    by_kid: dict[str, tuple[str, str]] = {}
+    for spec in instance.keys:
+        try:
+            key = files.load(spec).public_key
+            algs = allowed_algs(key, spec.alg)
+            if spec.alg is not None and spec.alg not in algs:
+                problems.append(
+                    Problem(
+                        f"{spec.where}.alg",
+                        f"{spec.alg} does not fit this key (allowed: {', '.join(algs)}) "
+                        f"({spec.file})",
+                        instance.id,
+                    )
+                )
+                continue
+            jwk = public_jwk(key, alg=spec.alg, kid=spec.kid, kid_method=spec.kid_method)
+        except KeyLoadError as e:
+            problems.append(Problem(spec.where, f"{e} ({spec.file})", instance.id))
+            continue
+        if jwk.thumbprint in by_thumbprint:
+            problems.append(
+                Problem(
+                    spec.where,
+                    f"the same key as {by_thumbprint[jwk.thumbprint]} is listed twice ({spec.file})",
+                    instance.id,
+                )
+            )
+            continue
+        if jwk.kid in by_kid:
+            problems.append(
+                Problem(
+                    f"{spec.where}.kid" if spec.kid else spec.where,
+                    f"kid {jwk.kid!r} is also the kid of {by_kid[jwk.kid][0]}, a different key; "
+                    "relying parties would pick either",
+                    instance.id,
+                )
+            )
+            continue
+        by_thumbprint[jwk.thumbprint] = spec.where.rsplit(".", 1)[-1]
+        by_kid[jwk.kid] = (spec.where.rsplit(".", 1)[-1], jwk.thumbprint)
+        jwks.append(jwk)
+    return jwks
+
+
+def _collisions(documents: list[Document], where: dict[str, str]) -> list[Problem]:
+    """Two instances writing one file, or one's file standing where another needs a folder."""
+    problems = []
+    owner: dict[str, Document] = {}
+    for document in documents:
+        other = owner.get(document.path)
+        if other is not None:
+            problems.append(
+                Problem(
+                    where[document.instance],
+                    f"{document.kind} would be written to {document.path}, "
+                    f"which instance {other.instance} also writes",
+                    document.instance,
+                )
+            )
+        else:
+            owner[document.path] = document
+    for document in documents:
+        parts = document.path.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in owner:
+                problems.append(
+                    Problem(
+                        where[document.instance],
+                        f"{document.path} needs {folder} to be a folder, but instance "
+                        f"{owner[folder].instance} writes a file there",
+                        document.instance,
+                    )
+                )
+    return problems
+
+
+def build(config_path: Path) -> Build:
+    """Everything checked before anything is written; raises ConfigError with every problem."""
+    config, problems = load_partial(config_path)
+    renderer = Renderer(config.templates_dir)
+    files = KeyFiles()
+    documents: list[Document] = []
+    for instance in config.instances:
+        before = len(problems)
+        jwks = instance_jwks(instance, files, problems)
+        if len(problems) > before:
+            continue
+        try:
+            documents += instance_documents(instance, jwks, renderer)
+        except TemplateError as e:
+            problems.append(Problem(f"{instance.where}.template", str(e), instance.id))
+    problems += _collisions(documents, {i.id: i.where for i in config.instances})
+    if problems:
+        raise ConfigError(str(config_path), problems)
+    log.debug("built %d documents for %d instances", len(documents), len(config.instances))
+    return Build(config, tuple(documents))

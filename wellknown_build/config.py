@@ -1,0 +1,190 @@
+"""instances.yaml → frozen, validated configuration; every problem collected with its path."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import schema, urls
+from .errors import ConfigError, Problem
+from .yamlload import load_yaml
+
+DEFAULT_CACHE_CONTROL = "public, max-age=300"  # PyJWT's PyJWKClient caches for 300 s too
+DEFAULT_TEMPLATE = "default"
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e]+$")
+_RESERVED_DISCOVERY = ("issuer", "jwks_uri")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    path: Path
+    file: str  # as written in the YAML, for messages
+    kid: str | None
+    alg: str | None
+    kid_method: str
+    passphrase_env: str | None
+    where: str  # YAML path, e.g. instances[2].keys[0]
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    issuer: str
+    jwks_uri: str
+    template: str
+    cache_control: str
+    keys: tuple[KeySpec, ...]
+    discovery: Mapping[str, Any] = field(default_factory=dict)
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    instances: tuple[Instance, ...]
+    templates_dir: Path | None = None
+
+
+def load(path: Path) -> Config:
+    """Read and validate; raises ConfigError listing every problem found."""
+    config, problems = load_partial(path)
+    if problems:
+        raise ConfigError(str(path), problems)
+    return config
+
+
+def load_partial(path: Path) -> tuple[Config, list[Problem]]:
+    """The instances that are valid, and the problems of those that are not."""
+    problems: list[Problem] = []
+    top = schema.check_mapping(load_yaml(path), schema.TOP_FIELDS, "", problems)
+    if top is None:
+        raise ConfigError(str(path), problems)
+    base = path.parent
+    defaults = schema.check_mapping(
+        top.get("defaults", {}), schema.DEFAULTS_FIELDS, "defaults", problems
+    ) or {}
+    key_defaults = schema.check_mapping(
+        defaults.get("key", {}), schema.KEY_DEFAULT_FIELDS, "defaults.key", problems
+    ) or {}
+    _check_common(defaults, "defaults", None, problems)
+
+    instances: list[Instance] = []
+    seen_ids: dict[str, str] = {}
+    for index, raw in enumerate(top.get("instances", [])):
+        where = f"instances[{index}]"
+        ident = raw.get("id") if isinstance(raw, Mapping) else None
+        label = ident if isinstance(ident, str) else None
+        if label is not None and label in seen_ids:
+            problems.append(
+                Problem(f"{where}.id", f"duplicate instance id (also {seen_ids[label]})", label)
+            )
+        elif label is not None:
+            seen_ids[label] = where
+        before = len(problems)
+        instance = _instance(raw, where, label, defaults, key_defaults, base, problems)
+        if instance is not None and len(problems) == before:
+            instances.append(instance)
+    if not top.get("instances") and "instances" in top:
+        problems.append(Problem("instances", "must list at least one instance"))
+
+    templates_dir = None
+    if "templates_dir" in top:
+        templates_dir = base / top["templates_dir"]
+        if not templates_dir.is_dir():
+            problems.append(Problem("templates_dir", f"folder not found: {templates_dir}"))
+    return Config(path, tuple(instances), templates_dir), problems
+
+
+def _check_common(
+    values: Mapping[str, Any], where: str, label: str | None, problems: list[Problem]
+) -> None:
+    """Checks of the fields that instances and defaults share."""
+    template = values.get("template")
+    if template is not None and not _TEMPLATE_NAME.match(template):
+        problems.append(
+            Problem(f"{where}.template", f"{template!r} is not a template name", label)
+        )
+    cache = values.get("cache_control")
+    if cache is not None and not _HEADER_VALUE.match(cache):
+        problems.append(
+            Problem(f"{where}.cache_control", "must be printable ASCII on one line", label)
+        )
+    for name in values.get("discovery", {}):
+        at = f"{where}.discovery.{name}"
+        if not isinstance(name, str):
+            problems.append(Problem(at, "member names must be strings", label))
+        elif name in _RESERVED_DISCOVERY:
+            problems.append(
+                Problem(at, f"set {name} on the instance, not among discovery members", label)
+            )
+
+
+def _instance(
+    raw: object,
+    where: str,
+    label: str | None,
+    defaults: Mapping[str, Any],
+    key_defaults: Mapping[str, Any],
+    base: Path,
+    problems: list[Problem],
+) -> Instance | None:
+    values = schema.check_mapping(raw, schema.INSTANCE_FIELDS, where, problems, label)
+    if values is None:
+        return None
+    _check_common(values, where, label, problems)
+    issuer = values.get("issuer")
+    if issuer is not None:
+        for message in urls.check_https_url(issuer, what="issuer"):
+            problems.append(Problem(f"{where}.issuer", message, label))
+    jwks_uri = values.get("jwks_uri")
+    if jwks_uri is not None:
+        for message in urls.check_https_url(jwks_uri, what="jwks_uri", allow_trailing_slash=False):
+            problems.append(Problem(f"{where}.jwks_uri", message, label))
+    raw_keys = values.get("keys")
+    if raw_keys == []:
+        problems.append(Problem(f"{where}.keys", "must list at least one key", label))
+    keys = [
+        _key(item, f"{where}.keys[{i}]", label, key_defaults, base, problems)
+        for i, item in enumerate(raw_keys or [])
+    ]
+    if issuer is None or "id" not in values or raw_keys is None or None in keys:
+        return None
+    return Instance(
+        id=values["id"],
+        issuer=issuer,
+        jwks_uri=jwks_uri or urls.default_jwks_uri(issuer),
+        template=values.get("template", defaults.get("template", DEFAULT_TEMPLATE)),
+        cache_control=values.get(
+            "cache_control", defaults.get("cache_control", DEFAULT_CACHE_CONTROL)
+        ),
+        keys=tuple(k for k in keys if k is not None),
+        discovery={**defaults.get("discovery", {}), **values.get("discovery", {})},
+        where=where,
+    )
+
+
+def _key(
+    raw: object,
+    where: str,
+    label: str | None,
+    key_defaults: Mapping[str, Any],
+    base: Path,
+    problems: list[Problem],
+) -> KeySpec | None:
+    values = schema.check_mapping(raw, schema.KEY_FIELDS, where, problems, label)
+    if values is None or "path" not in values:
+        return None
+    merged = {**key_defaults, **values}
+    return KeySpec(
+        path=base / values["path"],
+        file=values["path"],
+        kid=merged.get("kid"),
+        alg=merged.get("alg"),
+        kid_method=merged.get("kid_method", "rfc7638"),
+        passphrase_env=merged.get("passphrase_env"),
+        where=where,
+    )

@@ -1,0 +1,101 @@
+"""Pure: an instance and its JWKs → the files to publish, with their headers decided once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from . import urls
+from .config import Instance
+from .errors import TemplateError
+from .keys import JWK
+from .render import Renderer
+
+JSON_CONTENT_TYPE = "application/json"  # Discovery §4.2; also accepted for JWKS (RFC 7517 §8.5)
+KIND_JWKS = "jwks"
+KIND_DISCOVERY = "openid-configuration"
+
+
+@dataclass(frozen=True)
+class Document:
+    path: str  # relative to the output folder, `/`-separated
+    body: bytes
+    content_type: str
+    cache_control: str
+    instance: str
+    kind: str
+    kids: tuple[str, ...] = ()
+
+
+def dumps(value: Any) -> bytes:
+    """The one JSON format of every file we write: 2-space indent, UTF-8, trailing newline."""
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def jwks_document(instance: Instance, jwks: list[JWK]) -> Document:
+    return Document(
+        path=urls.tree_path(instance.jwks_uri),
+        body=dumps({"keys": [jwk.as_dict() for jwk in jwks]}),
+        content_type=JSON_CONTENT_TYPE,
+        cache_control=instance.cache_control,
+        instance=instance.id,
+        kind=KIND_JWKS,
+        kids=tuple(jwk.kid for jwk in jwks),
+    )
+
+
+def template_context(instance: Instance, jwks: list[JWK]) -> dict[str, Any]:
+    return {
+        "instance_id": instance.id,
+        "issuer": instance.issuer,
+        "jwks_uri": instance.jwks_uri,
+        "algs": sorted({jwk.alg for jwk in jwks}),
+        "keys": [jwk.as_dict() for jwk in jwks],
+        "discovery": dict(instance.discovery),
+    }
+
+
+def check_discovery(document: dict[str, Any], instance: Instance) -> list[str]:
+    """What a template produced that relying parties would reject."""
+    problems = []
+    if document.get("issuer") != instance.issuer:
+        problems.append(
+            f"issuer {document.get('issuer')!r} is not byte-identical to the configured "
+            f"{instance.issuer!r}"
+        )
+    if document.get("jwks_uri") != instance.jwks_uri:
+        problems.append(
+            f"jwks_uri {document.get('jwks_uri')!r} is not where the JWKS is published "
+            f"({instance.jwks_uri!r})"
+        )
+    algs = document.get("id_token_signing_alg_values_supported")
+    if algs is not None and (
+        not isinstance(algs, list) or not all(isinstance(a, str) for a in algs)
+    ):
+        problems.append("id_token_signing_alg_values_supported must be a list of strings")
+    elif algs is not None and "none" in algs:
+        problems.append("id_token_signing_alg_values_supported must not contain 'none'")
+    problems += [f"{name} is an empty array; omit it" for name, v in document.items() if v == []]
+    return problems
+
+
+def discovery_document(instance: Instance, jwks: list[JWK], renderer: Renderer) -> Document:
+    name = f"openid-configuration/{instance.template}.json.j2"
+    document = renderer.json_object(name, template_context(instance, jwks))
+    problems = check_discovery(document, instance)
+    if problems:
+        raise TemplateError(f"template {name}: " + "; ".join(problems))
+    return Document(
+        path=urls.tree_path(urls.discovery_url(instance.issuer)),
+        body=dumps(document),
+        content_type=JSON_CONTENT_TYPE,
+        cache_control=instance.cache_control,
+        instance=instance.id,
+        kind=KIND_DISCOVERY,
+    )
+
+
+def instance_documents(instance: Instance, jwks: list[JWK], renderer: Renderer) -> list[Document]:
+    """The JWKS first: it is what the discovery document points at."""
+    return [jwks_document(instance, jwks), discovery_document(instance, jwks, renderer)]

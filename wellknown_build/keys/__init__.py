@@ -1,0 +1,21 @@
+"""Keys in, public JWKs out. Private key objects never leave this package."""
+
+from __future__ import annotations
+
+from .jwk import JWK, KID_METHODS, allowed_algs, key_type, public_jwk
+from .pem import LoadedKey, PassphraseSource, load_key_file, parse_pem
+from .thumbprint import rfc7638, spki_sha256
+
+__all__ = [
+    "JWK",
+    "KID_METHODS",
+    "LoadedKey",
+    "PassphraseSource",
+    "allowed_algs",
+    "key_type",
+    "load_key_file",
+    "parse_pem",
+    "public_jwk",
+    "rfc7638",
+    "spki_sha256",
+]

@@ -1,0 +1,77 @@
+"""Public JWKs from public keys: allow-listed members, alg, use and kid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import dsa, x448, x25519
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+from ..errors import KeyLoadError
+from .ec import EC
+from .okp import OKP
+from .rsa import RSA
+from .thumbprint import rfc7638, spki_sha256
+from .types import KeyType
+
+KEY_TYPES: tuple[KeyType, ...] = (RSA, EC, OKP)
+KID_METHODS = ("rfc7638", "kubernetes")
+
+_REFUSED = (
+    (dsa.DSAPublicKey, "DSA keys are not supported by JOSE relying parties"),
+    (x25519.X25519PublicKey, "X25519 keys are key-agreement keys, not signing keys"),
+    (x448.X448PublicKey, "X448 keys are key-agreement keys, not signing keys"),
+)
+
+
+@dataclass(frozen=True)
+class JWK:
+    """A public signing key as published: `use`, `kty`, `kid`, `alg`, then its members."""
+
+    kty: str
+    kid: str
+    alg: str
+    members: tuple[tuple[str, str], ...]
+    thumbprint: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"use": "sig", "kty": self.kty, "kid": self.kid, "alg": self.alg, **dict(self.members)}
+
+
+def key_type(key: PublicKeyTypes) -> KeyType:
+    for candidate in KEY_TYPES:
+        if candidate.accepts(key):
+            return candidate
+    for cls, reason in _REFUSED:
+        if isinstance(key, cls):
+            raise KeyLoadError(reason)
+    if "DH" in type(key).__name__:  # named, not imported: cryptography deprecates FFDH
+        raise KeyLoadError("DH keys are key-agreement keys, not signing keys")
+    raise KeyLoadError(f"{type(key).__name__} is not a supported key type")
+
+
+def allowed_algs(key: PublicKeyTypes, requested: str | None = None) -> tuple[str, ...]:
+    """The algorithms this key may publish, the default first; raises for refused keys."""
+    return key_type(key).algs(key, requested)
+
+
+def public_jwk(
+    key: PublicKeyTypes,
+    *,
+    alg: str | None = None,
+    kid: str | None = None,
+    kid_method: str = "rfc7638",
+) -> JWK:
+    kind = key_type(key)
+    algs = kind.algs(key, alg)
+    if alg is None:
+        alg = algs[0]
+    elif alg not in algs:
+        raise KeyLoadError(
+            f"{alg} does not fit an {kind.describe(key)} key (allowed: {', '.join(algs)})"
+        )
+    members = kind.members(key)
+    thumbprint = rfc7638({"kty": kind.kty, **members})
+    if kid is None:
+        kid = thumbprint if kid_method == "rfc7638" else spki_sha256(key)
+    return JWK(kind.kty, kid, alg, tuple(members.items()), thumbprint)

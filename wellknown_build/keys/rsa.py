@@ -1,0 +1,39 @@
+"""RSA public keys (RFC 7518 §6.3.1): members n and e, minimal unsigned integers."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+from ..errors import KeyLoadError
+from .b64 import uint_minimal
+from .types import KeyType
+
+MIN_BITS = 2048  # RFC 7518 §3.3
+ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+
+
+def _key(key: PublicKeyTypes) -> rsa.RSAPublicKey:
+    assert isinstance(key, rsa.RSAPublicKey)
+    return key
+
+
+def _algs(key: PublicKeyTypes, requested: str | None) -> tuple[str, ...]:
+    bits = _key(key).key_size
+    if bits < MIN_BITS:
+        raise KeyLoadError(f"RSA key of {bits} bits is too short; at least {MIN_BITS} are required")
+    return ALGS
+
+
+def _members(key: PublicKeyTypes) -> dict[str, str]:
+    numbers = _key(key).public_numbers()
+    return {"n": uint_minimal(numbers.n), "e": uint_minimal(numbers.e)}
+
+
+RSA = KeyType(
+    kty="RSA",
+    accepts=lambda key: isinstance(key, rsa.RSAPublicKey),
+    describe=lambda key: f"RSA {_key(key).key_size}",
+    algs=_algs,
+    members=_members,
+)

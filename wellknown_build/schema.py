@@ -1,0 +1,113 @@
+"""The shape of instances.yaml, declared once: validation reads these tables.
+
+A field's `types` are Python types as PyYAML builds them; `choices` restricts strings.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Problem
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    types: tuple[type, ...]
+    doc: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def _f(name: str, types: type | tuple[type, ...], doc: str, **kw: Any) -> Field:
+    return Field(name, types if isinstance(types, tuple) else (types,), doc, **kw)
+
+
+KEY_DEFAULT_FIELDS = (
+    _f("alg", str, "JWS algorithm; default derived from the key (RS256, ES256/384/512, EdDSA)."),
+    _f("kid_method", str, "How a missing kid is computed.", choices=("rfc7638", "kubernetes")),
+    _f("passphrase_env", str, "Environment variable holding the passphrase of an encrypted PEM."),
+)
+KEY_FIELDS = (
+    _f("path", str, "PEM file, relative to the YAML file's folder.", required=True),
+    _f("kid", str, "Key id as the signer puts it in token headers; default by kid_method."),
+    *KEY_DEFAULT_FIELDS,
+)
+INSTANCE_DEFAULT_FIELDS = (
+    _f("template", str, "openid-configuration template: default, minimal, or one of yours."),
+    _f("discovery", dict, "Extra openid-configuration members, merged over the template's."),
+    _f("cache_control", str, "Cache-Control header of both documents."),
+)
+INSTANCE_FIELDS = (
+    _f("id", str, "Unique instance id (used in messages and the manifest).", required=True),
+    _f("issuer", str, "Issuer URL, exactly as it appears in tokens' iss claim.", required=True),
+    _f("keys", list, "Signing keys, published in this order.", required=True),
+    _f("jwks_uri", str, "Where the JWKS is served; default issuer + /.well-known/jwks.json."),
+    *INSTANCE_DEFAULT_FIELDS,
+)
+DEFAULTS_FIELDS = (
+    *INSTANCE_DEFAULT_FIELDS,
+    _f("key", dict, "Defaults for every key: alg, kid_method, passphrase_env."),
+)
+TOP_FIELDS = (
+    _f("instances", list, "The issuers to publish.", required=True),
+    _f("defaults", dict, "Defaults for every instance (and, under key:, every key)."),
+    _f("templates_dir", str, "Folder of your templates, searched before the built-in ones."),
+)
+
+_TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list", bool: "true or false"}
+
+
+def check_mapping(
+    value: object,
+    fields: tuple[Field, ...],
+    path: str,
+    problems: list[Problem],
+    instance: str | None = None,
+) -> dict[str, Any] | None:
+    """Structural checks of one mapping; returns only its well-typed members, or None."""
+    where = path or "top level"
+    if not isinstance(value, Mapping):
+        problems.append(Problem(path, f"must be a mapping, got {_yaml_type(value)}", instance))
+        return None
+    by_name = {f.name: f for f in fields}
+    good: dict[str, Any] = {}
+    for name, item in value.items():
+        field = by_name.get(name) if isinstance(name, str) else None
+        at = f"{path}.{name}" if path else str(name)
+        if field is None:
+            close = difflib.get_close_matches(str(name), by_name, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            known = ", ".join(by_name)
+            problems.append(
+                Problem(at, f"unknown field in {where}{hint} (known: {known})", instance)
+            )
+        elif not isinstance(item, field.types) or isinstance(item, bool) != (bool in field.types):
+            want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in field.types)
+            problems.append(Problem(at, f"must be {want}, got {_yaml_type(item)}", instance))
+        elif field.choices and item not in field.choices:
+            close = difflib.get_close_matches(str(item), field.choices, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                Problem(at, f"{item!r} is not one of {', '.join(field.choices)}{hint}", instance)
+            )
+        elif field.types == (str,) and not item.strip():
+            problems.append(Problem(at, "must not be empty", instance))
+        else:
+            good[name] = item
+    for field in fields:
+        if field.required and field.name not in value:
+            at = f"{path}.{field.name}" if path else field.name
+            problems.append(Problem(at, "is required", instance))
+    return good
+
+
+def _yaml_type(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {str: "a string", dict: "a mapping", list: "a list", bool: "a boolean"}.get(
+        type(value), f"{type(value).__name__} {value!r}"
+    )

@@ -1,0 +1,82 @@
+"""Issuer and jwks_uri rules (OIDC Discovery §3-4, REFERENCES.md) and where each URL lands on disk.
+
+URLs are joined as strings: urljoin would drop the issuer's path.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+WELL_KNOWN_OIDC = "/.well-known/openid-configuration"
+WELL_KNOWN_JWKS = "/.well-known/jwks.json"
+
+_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+# RFC 3986 pchar without pct-encoded: a segment that is the same string on disk, in S3 and on the CDN.
+_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
+
+
+def check_https_url(url: str, *, what: str, allow_trailing_slash: bool = True) -> list[str]:
+    """Every reason `url` can't be an issuer (or jwks_uri); empty when it is fine."""
+    problems: list[str] = []
+    if url != url.strip() or any(ch.isspace() for ch in url):
+        return [f"{what} must not contain whitespace"]
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        return [f"{what} is not a valid URL: {e}"]
+    if parts.scheme != "https":
+        problems.append(f"{what} must use https (got {parts.scheme or 'no scheme'!r})")
+    if "@" in parts.netloc:
+        problems.append(f"{what} must not contain userinfo")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    if port is not None or host.endswith(":"):
+        host = host.rsplit(":", 1)[0]
+    if not host:
+        problems.append(f"{what} must have a host")
+    elif not _HOST.match(host):
+        problems.append(
+            f"{what} host {host!r} is not a valid lowercase DNS name "
+            "(issuers are compared byte for byte; use the lowercase form)"
+        )
+    if parts.netloc.endswith(":"):
+        problems.append(f"{what} has an empty port")
+    if port is not None and not 0 < port < 65536:
+        problems.append(f"{what} port {port} is out of range")
+    if "?" in url:
+        problems.append(f"{what} must not have a query")
+    if "#" in url:
+        problems.append(f"{what} must not have a fragment")
+    path = parts.path
+    if path.endswith("/") and not allow_trailing_slash:
+        problems.append(f"{what} must name a file, not end with '/'")
+    inner = path[1:].removesuffix("/")
+    segments = inner.split("/") if inner else []
+    for segment in segments:
+        if segment in (".", ".."):
+            problems.append(f"{what} must not contain '.' or '..' path segments")
+        elif not segment:
+            problems.append(f"{what} must not contain empty path segments ('//')")
+        elif not _SEGMENT.match(segment):
+            problems.append(
+                f"{what} path segment {segment!r} has characters that would not map to the same "
+                "file name everywhere (percent-encoding, spaces, non-ASCII)"
+            )
+    if not allow_trailing_slash and not path.strip("/"):
+        problems.append(f"{what} must have a path")
+    return sorted(set(problems), key=problems.index)
+
+
+def default_jwks_uri(issuer: str) -> str:
+    return issuer.removesuffix("/") + WELL_KNOWN_JWKS
+
+
+def discovery_url(issuer: str) -> str:
+    return issuer.removesuffix("/") + WELL_KNOWN_OIDC
+
+
+def tree_path(url: str) -> str:
+    """The file a URL is served from, relative to the output folder: `<host>/<path>`."""
+    parts = urlsplit(url)
+    return parts.netloc + parts.path
