@@ -79,7 +79,8 @@ def instance_jwks(instance: Instance, files: KeyFiles, problems: list[Problem]) 
             problems.append(
                 Problem(
                     spec.where,
-                    f"the same key as {by_thumbprint[jwk.thumbprint]} is listed twice ({spec.file})",
+                    f"the same key as {by_thumbprint[jwk.thumbprint]} is listed twice "
+                    f"({spec.file})",
                     instance.id,
                 )
             )

@@ -12,25 +12,17 @@ import click
 
 from . import commands
 from .errors import WellknownError
-
-
-class Failure(click.ClickException):
-    """A WellknownError on its way out, with its exit code and no traceback."""
-
-    def __init__(self, error: WellknownError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
-
-    def show(self, file: object = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+from .tree import Changes
 
 
 @contextmanager
 def _reported() -> Iterator[None]:
+    """A WellknownError leaves as its message on stderr and its exit code, no traceback."""
     try:
         yield
     except WellknownError as e:
-        raise Failure(e) from None
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -43,9 +35,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
-CONFIG = click.argument(
-    "config", type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+CONFIG = click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 OUT = click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -81,7 +71,7 @@ def render(config: Path, out: Path, check: bool) -> None:
     click.echo(f"rendered {instances} instance(s) into {out}: {result.changes.summary()}")
 
 
-def _report_check(out: Path, changes: commands.tree.Changes) -> None:
+def _report_check(out: Path, changes: Changes) -> None:
     if changes.clean:
         click.echo(f"{out} is up to date ({changes.unchanged} files)")
         return

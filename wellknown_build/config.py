@@ -64,12 +64,16 @@ def load_partial(path: Path) -> tuple[Config, list[Problem]]:
     if top is None:
         raise ConfigError(str(path), problems)
     base = path.parent
-    defaults = schema.check_mapping(
-        top.get("defaults", {}), schema.DEFAULTS_FIELDS, "defaults", problems
-    ) or {}
-    key_defaults = schema.check_mapping(
-        defaults.get("key", {}), schema.KEY_DEFAULT_FIELDS, "defaults.key", problems
-    ) or {}
+    defaults = (
+        schema.check_mapping(top.get("defaults", {}), schema.DEFAULTS_FIELDS, "defaults", problems)
+        or {}
+    )
+    key_defaults = (
+        schema.check_mapping(
+            defaults.get("key", {}), schema.KEY_DEFAULT_FIELDS, "defaults.key", problems
+        )
+        or {}
+    )
     _check_common(defaults, "defaults", None, problems)
 
     instances: list[Instance] = []
@@ -105,9 +109,7 @@ def _check_common(
     """Checks of the fields that instances and defaults share."""
     template = values.get("template")
     if template is not None and not _TEMPLATE_NAME.match(template):
-        problems.append(
-            Problem(f"{where}.template", f"{template!r} is not a template name", label)
-        )
+        problems.append(Problem(f"{where}.template", f"{template!r} is not a template name", label))
     cache = values.get("cache_control")
     if cache is not None and not _HEADER_VALUE.match(cache):
         problems.append(

@@ -71,7 +71,7 @@ def check_mapping(
     """Structural checks of one mapping; returns only its well-typed members, or None."""
     where = path or "top level"
     if not isinstance(value, Mapping):
-        problems.append(Problem(path, f"must be a mapping, got {_yaml_type(value)}", instance))
+        problems.append(Problem(where, f"must be a mapping, got {_yaml_type(value)}", instance))
         return None
     by_name = {f.name: f for f in fields}
     good: dict[str, Any] = {}
@@ -94,7 +94,7 @@ def check_mapping(
             problems.append(
                 Problem(at, f"{item!r} is not one of {', '.join(field.choices)}{hint}", instance)
             )
-        elif field.types == (str,) and not item.strip():
+        elif isinstance(item, str) and not item.strip():
             problems.append(Problem(at, "must not be empty", instance))
         else:
             good[name] = item

@@ -7,6 +7,7 @@ stays); files a previous render wrote that are no longer wanted are removed; not
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -80,7 +81,9 @@ def compare(out: Path, documents: Sequence[Document]) -> Changes:
         raise TreeError(f"{out} exists and is not a folder")
     paths = _Paths(out)
     previous = manifest.read(out) if out.is_dir() else None
-    created, updated, pending = [], [], []
+    created: list[str] = []
+    updated: list[str] = []
+    pending: list[tuple[Path, bytes]] = []
     unchanged = 0
     for document in documents:
         target = paths(document.path)
@@ -128,10 +131,8 @@ def _stage(pending: Sequence[tuple[Path, bytes]], out: Path) -> list[tuple[Path,
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
         for folder in reversed(made):
-            try:
+            with contextlib.suppress(OSError):
                 folder.rmdir()
-            except OSError:
-                pass
         raise TreeError(
             f"writing {out} failed ({e.strerror}: {e.filename}); nothing was changed"
         ) from None
@@ -148,8 +149,8 @@ def _prune(folder: Path, out: Path) -> None:
 
 
 def write(out: Path, documents: Sequence[Document]) -> Changes:
-    out.mkdir(parents=True, exist_ok=True)
     changes = compare(out, documents)
+    out.mkdir(parents=True, exist_ok=True)
     for temporary, target in _stage(changes.pending, out):
         os.replace(temporary, target)
     for relative in changes.removed:
@@ -158,6 +159,8 @@ def write(out: Path, documents: Sequence[Document]) -> Changes:
         log.info("removed %s (no longer rendered)", relative)
         _prune(target.parent, out)
     if changes.manifest_changed:
-        (staged,) = _stage([(out / manifest.MANIFEST_NAME, manifest.Manifest.of(documents).to_bytes())], out)
+        (staged,) = _stage(
+            [(out / manifest.MANIFEST_NAME, manifest.Manifest.of(documents).to_bytes())], out
+        )
         os.replace(*staged)
     return changes

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 WELL_KNOWN_OIDC = "/.well-known/openid-configuration"
 WELL_KNOWN_JWKS = "/.well-known/jwks.json"
 
-_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
-# RFC 3986 pchar without pct-encoded: a segment that is the same string on disk, in S3 and on the CDN.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+# RFC 3986 pchar minus pct-encoded: the same string on disk, in S3 and on the CDN.
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
 
 

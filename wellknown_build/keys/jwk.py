@@ -35,7 +35,13 @@ class JWK:
     thumbprint: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"use": "sig", "kty": self.kty, "kid": self.kid, "alg": self.alg, **dict(self.members)}
+        return {
+            "use": "sig",
+            "kty": self.kty,
+            "kid": self.kid,
+            "alg": self.alg,
+            **dict(self.members),
+        }
 
 
 def key_type(key: PublicKeyTypes) -> KeyType:

@@ -43,9 +43,7 @@ def _spki(key: PublicKeyTypes) -> bytes:
 def _private(der: bytes, passphrase: PassphraseSource) -> PublicKeyTypes:
     try:
         # Only the public half is used, so the slow RSA private-key consistency check buys nothing.
-        key = serialization.load_der_private_key(
-            der, None, unsafe_skip_rsa_key_validation=True
-        )
+        key = serialization.load_der_private_key(der, None, unsafe_skip_rsa_key_validation=True)
     except TypeError:  # encrypted
         secret = passphrase()
         if secret is None:
@@ -65,9 +63,7 @@ def _legacy_encrypted(block: bytes, passphrase: PassphraseSource) -> PublicKeyTy
     if secret is None:
         raise KeyLoadError("the private key is encrypted; set passphrase_env")
     try:
-        key = serialization.load_pem_private_key(
-            block, secret, unsafe_skip_rsa_key_validation=True
-        )
+        key = serialization.load_pem_private_key(block, secret, unsafe_skip_rsa_key_validation=True)
     except (ValueError, TypeError):
         raise KeyLoadError("the passphrase does not decrypt the private key") from None
     return key.public_key()
@@ -119,7 +115,7 @@ def parse_pem(data: bytes, passphrase: PassphraseSource) -> LoadedKey:
         else:
             keys.append((kind, value))  # type: ignore[arg-type]
     if certificates:
-        keys.append(("certificate", certificates[0].public_key()))  # type: ignore[arg-type]
+        keys.append(("certificate", certificates[0].public_key()))
     if not keys:
         raise KeyLoadError("no key found (only parameter blocks)")
     distinct = {_spki(key) for _, key in keys}

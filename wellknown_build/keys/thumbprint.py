@@ -7,9 +7,9 @@ import json
 from collections.abc import Mapping
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from .b64 import b64url
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 REQUIRED_MEMBERS: dict[str, tuple[str, ...]] = {
     "RSA": ("e", "kty", "n"),

@@ -1,0 +1,73 @@
+"""The command line: exit codes 0/1/2, messages on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .helpers import ROOT, write, write_config
+
+GOOD = "instances: [{id: a, issuer: 'https://a.example', keys: [{path: keys/ed.pem}]}]\n"
+
+
+def test_render_then_check(run, tmp_path: Path, ed_key: Path) -> None:  # type: ignore[no-untyped-def]
+    write_config(tmp_path, GOOD)
+    result = run("render", "instances.yaml")
+    assert result.exit_code == 0, result.output
+    assert "rendered 1 instance(s) into out: 2 created" in result.output
+    assert (tmp_path / "out/a.example/.well-known/openid-configuration").is_file()
+    assert run("render", "instances.yaml", "--check").exit_code == 0
+    (tmp_path / "out/a.example/.well-known/jwks.json").write_text("{}")
+    stale = run("render", "instances.yaml", "--check")
+    assert stale.exit_code == 1
+    assert "~ a.example/.well-known/jwks.json" in stale.output
+
+
+def test_validate_writes_nothing(run, tmp_path: Path, ed_key: Path) -> None:  # type: ignore[no-untyped-def]
+    write_config(tmp_path, GOOD)
+    result = run("validate", "instances.yaml")
+    assert result.exit_code == 0
+    assert "1 instance(s), 1 key(s): ok" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_error_is_exit_1(run, tmp_path: Path, ed_key: Path) -> None:  # type: ignore[no-untyped-def]
+    write_config(tmp_path, GOOD.replace("https://a", "http://a"))
+    result = run("render", "instances.yaml")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: instances.yaml: 1 problem\n")
+    assert "instances[0].issuer: issuer must use https" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_usage_errors_are_exit_2(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("render").exit_code == 2
+    assert run("render", "missing.yaml").exit_code == 2
+    assert run("render", "x.yaml", "--bogus").exit_code == 2
+    assert run("frobnicate").exit_code == 2
+
+
+def test_tree_error_is_exit_1(run, tmp_path: Path, ed_key: Path) -> None:  # type: ignore[no-untyped-def]
+    write_config(tmp_path, GOOD)
+    write(tmp_path / "out" / ".wellknown-build.json", "{damaged")
+    result = run("render", "instances.yaml")
+    assert result.exit_code == 1
+    assert "error: out/.wellknown-build.json: the manifest is damaged" in result.output
+
+
+def test_python_dash_m() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wellknown_build",
+            "validate",
+            str(ROOT / "examples/instances.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "3 instance(s), 3 key(s): ok" in result.stdout

@@ -1,0 +1,133 @@
+"""Templates: built-in shapes, user overrides, and validation of whatever a template produces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wellknown_build.build import build
+from wellknown_build.errors import ConfigError
+
+from .helpers import KEY_MAKERS, public_pem, write, write_config
+
+
+def _docs(config: Path) -> dict[str, dict[str, object]]:
+    return {d.path: json.loads(d.body) for d in build(config).documents}
+
+
+def test_default_template_derives_algs(tmp_path: Path, ed_key: Path) -> None:
+    write(tmp_path / "keys" / "p384.pem", public_pem(KEY_MAKERS["p384"]()))
+    docs = _docs(
+        write_config(
+            tmp_path,
+            """
+            instances:
+              - id: x
+                issuer: https://h.example/tenants/acme/
+                keys: [{path: keys/p384.pem}, {path: keys/ed.pem}]
+                discovery: {response_types_supported: [code], claims_supported: [sub]}
+            """,
+        )
+    )
+    doc = docs["h.example/tenants/acme/.well-known/openid-configuration"]
+    assert doc == {
+        "issuer": "https://h.example/tenants/acme/",
+        "jwks_uri": "https://h.example/tenants/acme/.well-known/jwks.json",
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES384", "EdDSA"],
+        "claims_supported": ["sub"],
+    }
+    assert list(doc) == list(doc)  # order kept: issuer first
+    assert next(iter(doc)) == "issuer"
+
+
+def test_jwks_uri_elsewhere(tmp_path: Path, ed_key: Path) -> None:
+    docs = _docs(
+        write_config(
+            tmp_path,
+            """
+            instances:
+              - id: k8s
+                issuer: https://oidc.example.com/cluster-1
+                jwks_uri: https://oidc.example.com/cluster-1/openid/v1/jwks
+                template: minimal
+                keys: [{path: keys/ed.pem}]
+            """,
+        )
+    )
+    assert sorted(docs) == [
+        "oidc.example.com/cluster-1/.well-known/openid-configuration",
+        "oidc.example.com/cluster-1/openid/v1/jwks",
+    ]
+
+
+def _user_template(tmp_path: Path, body: str) -> list[str]:
+    write(tmp_path / "tpl" / "openid-configuration" / "mine.json.j2", body)
+    config = write_config(
+        tmp_path,
+        """
+        templates_dir: tpl
+        instances:
+          - {id: x, issuer: 'https://h.example', template: mine, keys: [{path: keys/ed.pem}]}
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        build(config)
+    return [str(p) for p in info.value.problems]
+
+
+def test_user_template_is_used(tmp_path: Path, ed_key: Path) -> None:
+    write(
+        tmp_path / "tpl" / "openid-configuration" / "minimal.json.j2",
+        '{"issuer": {{ issuer | tojson }}, "jwks_uri": {{ jwks_uri | tojson }}, "x": {{ keys | length }}}',
+    )
+    config = write_config(
+        tmp_path,
+        "templates_dir: tpl\ninstances: [{id: x, issuer: 'https://h.example', template: minimal, keys: [{path: keys/ed.pem}]}]",
+    )
+    assert _docs(config)["h.example/.well-known/openid-configuration"]["x"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{{ nope }}", "'nope' is undefined"),
+        ("{% if %}", "tpl/openid-configuration/mine.json.j2:1:"),
+        ("not json", "did not produce JSON"),
+        ("[1]", "must produce a JSON object"),
+        (
+            '{"issuer": "https://h.example/", "jwks_uri": {{ jwks_uri | tojson }}}',
+            "is not byte-identical",
+        ),
+        (
+            '{"issuer": {{ issuer | tojson }}, "jwks_uri": "https://h.example/k"}',
+            "is not where the JWKS is published",
+        ),
+        (
+            '{"issuer": {{ issuer | tojson }}, "jwks_uri": {{ jwks_uri | tojson }}, "id_token_signing_alg_values_supported": ["none"]}',
+            "must not contain 'none'",
+        ),
+        (
+            '{"issuer": {{ issuer | tojson }}, "jwks_uri": {{ jwks_uri | tojson }}, "scopes_supported": []}',
+            "scopes_supported is an empty array",
+        ),
+    ],
+)
+def test_bad_template(tmp_path: Path, ed_key: Path, body: str, message: str) -> None:
+    (problem,) = _user_template(tmp_path, body)
+    assert problem.startswith("instances[0].template: ")
+    assert message in problem
+
+
+def test_missing_template(tmp_path: Path, ed_key: Path) -> None:
+    config = write_config(
+        tmp_path,
+        "instances: [{id: x, issuer: 'https://h.example', template: fancy, keys: [{path: keys/ed.pem}]}]",
+    )
+    with pytest.raises(
+        ConfigError, match=r"template openid-configuration/fancy\.json\.j2 not found"
+    ):
+        build(config)

@@ -1,0 +1,144 @@
+"""The output folder: all-or-nothing, untouched when unchanged, only our files removed."""
+
+from __future__ import annotations
+
+import builtins
+import os
+from pathlib import Path
+
+import pytest
+
+from wellknown_build import tree
+from wellknown_build.commands import check, render
+from wellknown_build.errors import ConfigError, TreeError
+from wellknown_build.manifest import MANIFEST_NAME
+
+from .helpers import write, write_config
+
+TWO = """
+instances:
+  - {id: a, issuer: 'https://a.example', keys: [{path: keys/ed.pem}]}
+  - {id: b, issuer: 'https://b.example/t/x', keys: [{path: keys/ed.pem}]}
+"""
+ONE = """
+instances:
+  - {id: a, issuer: 'https://a.example', keys: [{path: keys/ed.pem}]}
+"""
+
+
+def _snapshot(out: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_rerender_touches_nothing(tmp_path: Path, ed_key: Path) -> None:
+    config, out = write_config(tmp_path, TWO), tmp_path / "out"
+    first = render(config, out).changes
+    assert len(first.created) == 4 and first.manifest_changed
+    before = _snapshot(out)
+    again = render(config, out).changes
+    assert again.clean and again.unchanged == 4
+    assert _snapshot(out) == before
+
+
+def test_removed_instance_files_go_foreign_files_stay(tmp_path: Path, ed_key: Path) -> None:
+    out = tmp_path / "out"
+    render(write_config(tmp_path, TWO), out)
+    foreign = write(out / "b.example" / "t" / "notes.txt", "mine")
+    other = write(out / "index.html", "<html>")
+    changes = render(write_config(tmp_path, ONE), out).changes
+    assert sorted(changes.removed) == [
+        "b.example/t/x/.well-known/jwks.json",
+        "b.example/t/x/.well-known/openid-configuration",
+    ]
+    assert not (out / "b.example" / "t" / "x").exists()  # emptied folders pruned
+    assert foreign.read_text() == "mine" and other.exists()
+
+
+def test_failed_config_leaves_tree_alone(tmp_path: Path, ed_key: Path) -> None:
+    out = tmp_path / "out"
+    render(write_config(tmp_path, TWO), out)
+    before = _snapshot(out)
+    broken = TWO.replace("https://a.example", "http://a.example").replace("t/x", "t/y")
+    with pytest.raises(ConfigError):
+        render(write_config(tmp_path, broken), out)
+    assert _snapshot(out) == before
+
+
+def test_failed_write_leaves_tree_alone(
+    tmp_path: Path, ed_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fails on the third file: no file replaced, no temporary left behind."""
+    out = tmp_path / "out"
+    render(write_config(tmp_path, TWO), out)
+    before = _snapshot(out)
+    config = write_config(
+        tmp_path,
+        TWO.replace("ed.pem", "p.pem")
+        + "\n  - {id: c, issuer: 'https://c.example', keys: [{path: keys/p.pem}]}\n",
+    )
+    from .helpers import KEY_MAKERS, public_pem
+
+    write(tmp_path / "keys" / "p.pem", public_pem(KEY_MAKERS["p256"]()))
+    real_open = builtins.open
+    calls = {"n": 0}
+
+    def failing_open(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+        if "x" in mode:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(28, "No space left on device", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", failing_open)
+    with pytest.raises(TreeError, match=r"No space left on device.*nothing was changed"):
+        render(config, out)
+    monkeypatch.undo()
+    assert _snapshot(out) == before
+    assert not (out / "c.example").exists()
+
+
+def test_check_reports_drift(tmp_path: Path, ed_key: Path) -> None:
+    config, out = write_config(tmp_path, TWO), tmp_path / "out"
+    assert not check(config, out).changes.clean
+    assert not out.exists()  # --check writes nothing
+    render(config, out)
+    assert check(config, out).changes.clean
+    (out / "a.example/.well-known/jwks.json").write_text("{}")
+    changes = check(config, out).changes
+    assert changes.updated == ("a.example/.well-known/jwks.json",)
+    render(write_config(tmp_path, ONE), out)
+    changes = check(write_config(tmp_path, TWO), out).changes
+    assert len(changes.created) == 2
+
+
+def test_symlinked_folder_is_refused(tmp_path: Path, ed_key: Path) -> None:
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out.mkdir()
+    os.symlink(elsewhere, out / "a.example")
+    with pytest.raises(TreeError, match="symbolic link"):
+        render(write_config(tmp_path, ONE), out)
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a//b", "a/./b"])
+def test_paths_never_leave_out(tmp_path: Path, path: str) -> None:
+    with pytest.raises(TreeError, match="would leave"):
+        tree._Paths(tmp_path)(path)
+
+
+def test_damaged_manifest(tmp_path: Path, ed_key: Path) -> None:
+    out = tmp_path / "out"
+    write(out / MANIFEST_NAME, "{not json")
+    with pytest.raises(TreeError, match="manifest is damaged"):
+        render(write_config(tmp_path, ONE), out)
+
+
+def test_out_is_a_file(tmp_path: Path, ed_key: Path) -> None:
+    write(tmp_path / "out", "x")
+    with pytest.raises(TreeError, match="not a folder"):
+        render(write_config(tmp_path, ONE), tmp_path / "out")
