@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wellknown_build.build import build
+from wellknown_build.documents import dumps
 from wellknown_build.errors import ConfigError
 
 from .helpers import KEY_MAKERS, public_pem, write, write_config
@@ -131,3 +134,17 @@ def test_missing_template(tmp_path: Path, ed_key: Path) -> None:
         ConfigError, match=r"template openid-configuration/fancy\.json\.j2 not found"
     ):
         build(config)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300)
+@given(value=_json)
+def test_dumps_is_json_dumps_indent_2(value: object) -> None:
+    expected = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    assert dumps(value) == expected.encode("utf-8")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from .keys import JWK, LoadedKey, allowed_algs, load_key_file, public_jwk
 from .render import Renderer
 
 log = logging.getLogger(__name__)
+PARALLEL_FROM = 2000  # instances; below this a fork costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -134,13 +138,15 @@ def _collisions(documents: list[Document], where: dict[str, str]) -> list[Proble
     return problems
 
 
-def build(config_path: Path) -> Build:
-    """Everything checked before anything is written; raises ConfigError with every problem."""
-    config, problems = load_partial(config_path)
-    renderer = Renderer(config.templates_dir)
+def _documents(
+    instances: Sequence[Instance], templates_dir: Path | None
+) -> tuple[list[Document], list[Problem]]:
+    """Keys and documents of some instances; independent of every other instance."""
+    renderer = Renderer(templates_dir)
     files = KeyFiles()
     documents: list[Document] = []
-    for instance in config.instances:
+    problems: list[Problem] = []
+    for instance in instances:
         before = len(problems)
         jwks = instance_jwks(instance, files, problems)
         if len(problems) > before:
@@ -149,6 +155,43 @@ def build(config_path: Path) -> Build:
             documents += instance_documents(instance, jwks, renderer)
         except TemplateError as e:
             problems.append(Problem(f"{instance.where}.template", str(e), instance.id))
+    return documents, problems
+
+
+def _workers(instances: int) -> int:
+    """Processes to share the key and document work: worth a fork only for large configs."""
+    wanted = os.environ.get("WELLKNOWN_WORKERS")
+    if wanted:
+        return max(1, int(wanted))
+    if instances < PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return min(len(os.sched_getaffinity(0)), 4)
+
+
+def _all_documents(config: Config) -> tuple[list[Document], list[Problem]]:
+    instances = config.instances
+    workers = _workers(len(instances))
+    if workers == 1:
+        return _documents(instances, config.templates_dir)
+    size = -(-len(instances) // workers)
+    chunks = [instances[i : i + size] for i in range(0, len(instances), size)]
+    context = multiprocessing.get_context("fork")
+    documents: list[Document] = []
+    problems: list[Problem] = []
+    with ProcessPoolExecutor(len(chunks), mp_context=context) as pool:
+        # map keeps chunk order, so the result is the same as a serial run's.
+        for docs, probs in pool.map(_documents, chunks, [config.templates_dir] * len(chunks)):
+            documents += docs
+            problems += probs
+    log.debug("built documents in %d processes", len(chunks))
+    return documents, problems
+
+
+def build(config_path: Path) -> Build:
+    """Everything checked before anything is written; raises ConfigError with every problem."""
+    config, problems = load_partial(config_path)
+    documents, more = _all_documents(config)
+    problems += more
     problems += _collisions(documents, {i.id: i.where for i in config.instances})
     if problems:
         raise ConfigError(str(config_path), problems)

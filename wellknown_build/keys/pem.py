@@ -118,7 +118,7 @@ def parse_pem(data: bytes, passphrase: PassphraseSource) -> LoadedKey:
         keys.append(("certificate", certificates[0].public_key()))
     if not keys:
         raise KeyLoadError("no key found (only parameter blocks)")
-    distinct = {_spki(key) for _, key in keys}
+    distinct = {_spki(key) for _, key in keys} if len(keys) > 1 else {b""}
     if len(distinct) > 1:
         raise KeyLoadError(
             f"the file holds {len(distinct)} different keys; give each key its own file "
