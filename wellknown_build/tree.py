@@ -183,7 +183,7 @@ def write(out: Path, documents: Sequence[Document]) -> Changes:
         _prune(stale.parent, out)
     if changes.manifest_changed:  # last: publish trusts only what the manifest lists
         final = out / manifest.MANIFEST_NAME
-        temporary = final.with_name(f"{final.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(changes.manifest)
-        os.replace(temporary, final)
+        scratch = final.with_name(f"{final.name}.{os.getpid()}.tmp")
+        scratch.write_bytes(changes.manifest)
+        os.replace(scratch, final)
     return changes
