@@ -15,8 +15,22 @@ else:  # libyaml's parser when PyYAML was built with it: several times faster
     _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_RESOLVED: dict[tuple[str, bool], str] = {}
+
+
 class _Loader(_Base):
     """libyaml's parser with PyYAML's safe scalar constructors."""
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
+        # Tag resolution runs regexes per scalar; a config repeats the same words thousands
+        # of times (field names), so remember plain scalars' tags.
+        if kind is not yaml.ScalarNode or not isinstance(value, str):
+            return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        key = (value, bool(implicit[0]) if implicit else False)
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            tag = _RESOLVED[key] = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        return tag
 
 
 _STR = "tag:yaml.org,2002:str"
