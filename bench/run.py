@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fixtures import big_config  # noqa: E402
+from fixtures import big_config
 
 ROOT = Path(__file__).parent.parent
 WORK = ROOT / ".bench"
@@ -49,15 +49,25 @@ def bench_render() -> None:
     config = big_config(WORK / f"render-{INSTANCES}", INSTANCES)
     print(f"   fixture ready in {time.perf_counter() - start:.1f} s ({config})")
     ours_out, base_out = WORK / "out-ours", WORK / "out-baseline"
-    base, _ = timed([sys.executable, str(ROOT / "bench/baseline_render.py"), str(config), str(base_out)], base_out)
-    ours, text = timed([str(BIN / "wellknown-build"), "-q", "render", str(config), "--out", str(ours_out)], ours_out)
+    base, _ = timed(
+        [sys.executable, str(ROOT / "bench/baseline_render.py"), str(config), str(base_out)],
+        base_out,
+    )
+    ours, text = timed(
+        [str(BIN / "wellknown-build"), "-q", "render", str(config), "--out", str(ours_out)],
+        ours_out,
+    )
     mark = time.time()
     time.sleep(0.01)
-    again, text = timed([str(BIN / "wellknown-build"), "render", str(config), "--out", str(ours_out)])
+    again, text = timed(
+        [str(BIN / "wellknown-build"), "render", str(config), "--out", str(ours_out)]
+    )
     written = files_written_since(ours_out, mark)
     print(f"   baseline (PyYAML + jwcrypto)   {base:7.2f} s   1.00x")
     print(f"   wellknown-build render         {ours:7.2f} s   {ours / base:.2f}x")
-    print(f"   re-render, nothing changed     {again:7.2f} s   {again / base:.2f}x   files written: {written}")
+    print(
+        f"   re-render, nothing changed     {again:7.2f} s   {again / base:.2f}x   files written: {written}"
+    )
     print(f"   ({text.strip()})")
 
 
