@@ -65,9 +65,8 @@ def bench_render() -> None:
     written = files_written_since(ours_out, mark)
     print(f"   baseline (PyYAML + jwcrypto)   {base:7.2f} s   1.00x")
     print(f"   wellknown-build render         {ours:7.2f} s   {ours / base:.2f}x")
-    print(
-        f"   re-render, nothing changed     {again:7.2f} s   {again / base:.2f}x   files written: {written}"
-    )
+    ratio = again / base
+    print(f"   re-render, nothing changed     {again:7.2f} s   {ratio:.2f}x   written: {written}")
     print(f"   ({text.strip()})")
 
 
