@@ -6,12 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import ROOT, write, write_config
+from .helpers import ROOT, Run, write, write_config
 
 GOOD = "instances: [{id: a, issuer: 'https://a.example', keys: [{path: keys/ed.pem}]}]\n"
 
 
-def test_render_then_check(run, tmp_path: Path, ed_key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_render_then_check(run: Run, tmp_path: Path, ed_key: Path) -> None:
     write_config(tmp_path, GOOD)
     result = run("render", "instances.yaml")
     assert result.exit_code == 0, result.output
@@ -24,7 +24,7 @@ def test_render_then_check(run, tmp_path: Path, ed_key: Path) -> None:  # type: 
     assert "~ a.example/.well-known/jwks.json" in stale.output
 
 
-def test_validate_writes_nothing(run, tmp_path: Path, ed_key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_validate_writes_nothing(run: Run, tmp_path: Path, ed_key: Path) -> None:
     write_config(tmp_path, GOOD)
     result = run("validate", "instances.yaml")
     assert result.exit_code == 0
@@ -32,7 +32,7 @@ def test_validate_writes_nothing(run, tmp_path: Path, ed_key: Path) -> None:  # 
     assert not (tmp_path / "out").exists()
 
 
-def test_config_error_is_exit_1(run, tmp_path: Path, ed_key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_config_error_is_exit_1(run: Run, tmp_path: Path, ed_key: Path) -> None:
     write_config(tmp_path, GOOD.replace("https://a", "http://a"))
     result = run("render", "instances.yaml")
     assert result.exit_code == 1
@@ -41,14 +41,14 @@ def test_config_error_is_exit_1(run, tmp_path: Path, ed_key: Path) -> None:  # t
     assert "Traceback" not in result.output
 
 
-def test_usage_errors_are_exit_2(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_usage_errors_are_exit_2(run: Run, tmp_path: Path) -> None:
     assert run("render").exit_code == 2
     assert run("render", "missing.yaml").exit_code == 2
     assert run("render", "x.yaml", "--bogus").exit_code == 2
     assert run("frobnicate").exit_code == 2
 
 
-def test_tree_error_is_exit_1(run, tmp_path: Path, ed_key: Path) -> None:  # type: ignore[no-untyped-def]
+def test_tree_error_is_exit_1(run: Run, tmp_path: Path, ed_key: Path) -> None:
     write_config(tmp_path, GOOD)
     write(tmp_path / "out" / ".wellknown-build.json", "{damaged")
     result = run("render", "instances.yaml")

@@ -5,21 +5,23 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from wellknown_build.commands import render
-from wellknown_build.serve import running
+from wellknown_build.serve import PreviewServer, running
 
-from .helpers import DEFAULT_ALGS, KEY_MAKERS, private_pem, write, write_config
+from .helpers import DEFAULT_ALGS, KEY_MAKERS, PrivateKeyTypes, private_pem, write, write_config
 
+Served = tuple[PreviewServer, dict[str, tuple[PrivateKeyTypes, str]]]
 EXTRA = {"rsa2048-ps256": ("rsa2048", "PS256")}
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One issuer per key type, each with its private key kept for signing."""
     folder = tmp_path_factory.mktemp("interop")
     signers = {}
@@ -42,7 +44,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
 
 @pytest.mark.parametrize("case", sorted({*KEY_MAKERS, *EXTRA}))
-def test_pyjwt_verifies_every_key_type(served, case: str) -> None:  # type: ignore[no-untyped-def]
+def test_pyjwt_verifies_every_key_type(served: Served, case: str) -> None:
     server, signers = served
     issuer = f"https://idp.example/{case}"
     discovery_url = f"{server.base_url}/idp.example/{case}/.well-known/openid-configuration"

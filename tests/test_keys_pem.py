@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, rsa, x448, x25519
 
@@ -122,7 +125,7 @@ def test_passphrase_is_asked_only_for_encrypted_keys() -> None:
         (lambda: dsa.generate_private_key(2048), "DSA keys are not supported"),
     ],
 )
-def test_refused_key_types(make, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_refused_key_types(make: Callable[[], Any], message: str) -> None:
     key = make()
     with pytest.raises(KeyLoadError, match=message):
         public_jwk(parse_pem(public_pem(key), lambda: None).public_key)

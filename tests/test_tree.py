@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,7 @@ def test_failed_write_leaves_tree_alone(
     real_open = builtins.open
     calls = {"n": 0}
 
-    def failing_open(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+    def failing_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         if "x" in mode:
             calls["n"] += 1
             if calls["n"] == 3:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -94,3 +95,114 @@ def validate(config: Path) -> None:
         result = commands.validate(config)
     keys = sum(len(i.keys) for i in result.config.instances)
     click.echo(f"{config}: {len(result.config.instances)} instance(s), {keys} key(s): ok")
+
+
+ACLS = (
+    "private",
+    "public-read",
+    "authenticated-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+)
+
+
+@main.command()
+@click.option(
+    "--bucket", required=True, envvar="WELLKNOWN_BUCKET", help="Bucket name (env WELLKNOWN_BUCKET)."
+)
+@OUT
+@click.option(
+    "--prefix",
+    default="",
+    envvar="WELLKNOWN_PREFIX",
+    help="Key prefix, e.g. 'site/' (env WELLKNOWN_PREFIX).",
+)
+@click.option(
+    "--endpoint-url",
+    envvar="WELLKNOWN_ENDPOINT_URL",
+    help="S3-compatible endpoint (env WELLKNOWN_ENDPOINT_URL).",
+)
+@click.option("--region", envvar="WELLKNOWN_REGION", help="Bucket region (env WELLKNOWN_REGION).")
+@click.option(
+    "--dry-run", is_flag=True, envvar="WELLKNOWN_DRY_RUN", help="Print the plan; change nothing."
+)
+@click.option(
+    "--delete",
+    is_flag=True,
+    envvar="WELLKNOWN_DELETE",
+    help="Delete objects this tool wrote that are no longer rendered.",
+)
+@click.option(
+    "--max-deletes",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    envvar="WELLKNOWN_MAX_DELETES",
+    help="Refuse the run (exit 3) past this many deletes.",
+)
+@click.option(
+    "--cloudfront-distribution-id",
+    envvar="WELLKNOWN_CLOUDFRONT_DISTRIBUTION_ID",
+    help="Invalidate the changed paths in this distribution.",
+)
+@click.option(
+    "--acl",
+    type=click.Choice(ACLS),
+    envvar="WELLKNOWN_ACL",
+    help="Canned ACL; leave unset for buckets with ACLs disabled.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=16,
+    show_default=True,
+    envvar="WELLKNOWN_WORKERS_S3",
+    help="Concurrent S3 requests.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
+def publish(
+    bucket: str,
+    out: Path,
+    prefix: str,
+    endpoint_url: str | None,
+    region: str | None,
+    dry_run: bool,
+    delete: bool,
+    max_deletes: int,
+    cloudfront_distribution_id: str | None,
+    acl: str | None,
+    workers: int,
+    as_json: bool,
+) -> None:
+    """Upload OUT to S3: changed JWKS first, then discovery documents, deletes, CDN."""
+    from .publish import Options, report
+    from .publish import publish as run_publish
+
+    if prefix.startswith("/") or (prefix and not prefix.endswith("/")):
+        raise click.BadParameter(
+            "must not start with '/' and must end with '/'", param_hint="--prefix"
+        )
+    options = Options(
+        bucket=bucket,
+        out=out,
+        prefix=prefix,
+        endpoint_url=endpoint_url,
+        region=region,
+        dry_run=dry_run,
+        delete=delete,
+        max_deletes=max_deletes,
+        distribution_id=cloudfront_distribution_id,
+        acl=acl,
+        workers=workers,
+    )
+    with _reported():
+        result = run_publish(options)
+    if as_json:
+        click.echo(json.dumps(report.as_json(result), indent=2))
+    else:
+        for line in report.lines(result, f"s3://{bucket}/{prefix}"):
+            click.echo(line)
+        click.echo(report.summary(result))
+    if result.error:
+        click.echo(f"error: {result.error}", err=True)
+        sys.exit(1)

@@ -1,0 +1,163 @@
+"""The bucket, through one thread-safe boto3 client; every failure becomes a PublishError."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from ..errors import PublishError
+from ..manifest import Entry
+from .plan import OWNER
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+META_OWNER = "wellknown-build"
+META_FINGERPRINT = "wellknown-fingerprint"
+META_SHA256 = "wellknown-sha256"
+
+_EXPLAIN = {
+    "AccessControlListNotSupported": (
+        "the bucket has ACLs disabled (Object Ownership: bucket owner enforced, the default "
+        "since April 2023), so --acl cannot be used. Publish without --acl and grant read "
+        "access with a bucket policy, or serve the bucket through CloudFront with origin "
+        "access control."
+    ),
+    "NoSuchBucket": "the bucket does not exist (check --bucket, --region and --endpoint-url)",
+    "AccessDenied": (
+        "access denied: the credentials from the default AWS chain need s3:ListBucket, "
+        "s3:GetObject, s3:PutObject (and s3:DeleteObject with --delete) on this bucket"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Listed:
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Head:
+    etag: str
+    metadata: dict[str, str]
+
+
+def _client(endpoint_url: str | None, region: str | None, workers: int) -> S3Client:
+    custom = endpoint_url is not None
+    config = botocore.config.Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=workers + 2,
+        connect_timeout=10,
+        read_timeout=30,
+        # S3-compatible stores want path-style URLs, and many reject the CRC checksums that
+        # boto3 >= 1.36 sends by default (boto/boto3#4392).
+        s3={"addressing_style": "path"} if custom else None,
+        request_checksum_calculation="when_required" if custom else "when_supported",
+        response_checksum_validation="when_required" if custom else "when_supported",
+    )
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def describe(error: Exception, action: str) -> str:
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = str(error.response.get("Error", {}).get("Code", "Unknown"))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        detail = _EXPLAIN.get(code) or str(error.response.get("Error", {}).get("Message", ""))
+        return f"{action}: {code} (HTTP {status}): {detail}"
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return f"{action}: no AWS credentials found in the default chain (env, profile, role)"
+    return f"{action}: {error}"
+
+
+@contextmanager
+def _wrapped(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+        raise PublishError(describe(e, action)) from None
+
+
+class Bucket:
+    def __init__(
+        self,
+        name: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        workers: int = 16,
+    ) -> None:
+        self.name = name
+        self.client = _client(endpoint_url, region, workers)
+
+    def list(self, prefix: str) -> dict[str, Listed]:
+        result: dict[str, Listed] = {}
+        with _wrapped(f"listing s3://{self.name}/{prefix}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.name, Prefix=prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    result[item["Key"]] = Listed(item["ETag"], item["Size"])
+        return result
+
+    def head(self, key: str) -> Head | None:
+        with _wrapped(f"reading the metadata of {key}"):
+            try:
+                response = self.client.head_object(Bucket=self.name, Key=key)
+            except botocore.exceptions.ClientError as e:
+                if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+        return Head(response["ETag"], dict(response.get("Metadata", {})))
+
+    def get(self, key: str) -> bytes | None:
+        with _wrapped(f"reading {key}"):
+            try:
+                return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+            except botocore.exceptions.ClientError as e:
+                if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                    return None
+                raise
+
+    def put(self, key: str, body: bytes, entry: Entry, fingerprint: str, acl: str | None) -> str:
+        """Upload with the manifest's headers and our ownership marks; returns the ETag."""
+        extra: dict[str, Any] = {"ACL": acl} if acl else {}
+        with _wrapped(f"uploading {key}"):
+            response = self.client.put_object(
+                Bucket=self.name,
+                Key=key,
+                Body=body,
+                ContentType=entry.content_type,
+                CacheControl=entry.cache_control,
+                Metadata={
+                    META_OWNER: OWNER,
+                    META_FINGERPRINT: fingerprint,
+                    META_SHA256: entry.sha256,
+                },
+                **extra,
+            )
+        return response["ETag"]
+
+    def put_json(self, key: str, value: object) -> None:
+        with _wrapped(f"writing {key}"):
+            self.client.put_object(
+                Bucket=self.name,
+                Key=key,
+                Body=json.dumps(value, sort_keys=True).encode(),
+                ContentType="application/json",
+                CacheControl="no-store",
+                Metadata={META_OWNER: OWNER},
+            )
+
+    def delete(self, key: str) -> None:
+        with _wrapped(f"deleting {key}"):
+            self.client.delete_object(Bucket=self.name, Key=key)
