@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -70,6 +72,116 @@ def bench_render() -> None:
     print(f"   ({text.strip()})")
 
 
+def _moto_server() -> tuple[subprocess.Popen[bytes], str]:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server, url
+
+
+def _once(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise SystemExit(
+            f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
+    return time.perf_counter() - start
+
+
+def bench_publish() -> None:
+    from tests.s3server import start_proxy
+
+    tree = WORK / "out-ours"
+    files = sum(1 for p in tree.rglob("*") if p.is_file() and p.name != ".wellknown-build.json")
+    print(f"== publish: the {files}-file tree to moto's server on 127.0.0.1 (a separate process)")
+    server, url = _moto_server()
+    try:
+        address = urllib.parse.urlsplit(url)
+        proxy = start_proxy((address.hostname or "127.0.0.1", address.port or 0))
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        for name in ("ours", "awscli"):
+            s3.create_bucket(Bucket=f"bench-{name}")
+        rows = []
+        for label, tool in (("wellknown-build publish", "ours"), ("aws s3 sync", "awscli")):
+            for run in ("first", "fresh copy"):
+                source = tree
+                if run == "fresh copy":  # a new CI checkout: same bytes, new mtimes
+                    source = WORK / f"copy-{tool}"
+                    shutil.rmtree(source, ignore_errors=True)
+                    shutil.copytree(tree, source, copy_function=shutil.copyfile)
+                if tool == "ours":
+                    command = [
+                        str(BIN / "wellknown-build"),
+                        "-q",
+                        "publish",
+                        "--bucket",
+                        "bench-ours",
+                        "--endpoint-url",
+                        proxy.url,
+                        "--out",
+                        str(source),
+                    ]
+                else:
+                    command = [
+                        str(BIN / "aws"),
+                        "s3",
+                        "sync",
+                        "--quiet",
+                        "--exclude",
+                        ".wellknown-build.json",
+                        str(source),
+                        "s3://bench-awscli",
+                        "--endpoint-url",
+                        proxy.url,
+                    ]
+                proxy.requests.clear()
+                seconds = _once(command, env)
+                puts = sum(1 for r in proxy.requests if r.method == "PUT")
+                rows.append((label, run, seconds, puts))
+        base = {run: s for label, run, s, _ in rows if label == "aws s3 sync"}
+        for label, run, seconds, puts in rows:
+            ratio = seconds / base[run]
+            print(f"   {label:<24} {run:<10} {seconds:7.2f} s  {ratio:5.2f}x   PUTs: {puts}")
+        ours = next(
+            s for label, run, s, _ in rows if label.startswith("wellknown") and run == "fresh copy"
+        )
+        print(f"   no-change publish is {base['fresh copy'] / ours:.1f}x faster than aws s3 sync's")
+    finally:
+        server.terminate()
+        server.wait()
+
+
 if __name__ == "__main__":
     WORK.mkdir(exist_ok=True)
+    sys.path.insert(0, str(ROOT))
     bench_render()
+    bench_publish()
