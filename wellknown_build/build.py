@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, Instance, KeySpec, load_partial
+from .config import Config, Instance, KeySpec, Outline, load_outline
 from .documents import Document, instance_documents
 from .errors import ConfigError, KeyLoadError, Problem, TemplateError
 from .keys import JWK, LoadedKey, allowed_algs, load_key_file, public_jwk
@@ -138,14 +137,19 @@ def _collisions(documents: list[Document], where: dict[str, str]) -> list[Proble
     return problems
 
 
-def _documents(
-    instances: Sequence[Instance], templates_dir: Path | None
-) -> tuple[list[Document], list[Problem]]:
-    """Keys and documents of some instances; independent of every other instance."""
-    renderer = Renderer(templates_dir)
+# The configuration being built, shared with forked workers by inheritance rather than by
+# pickling 10,000 instances into them.
+_OUTLINE: Outline | None = None
+
+
+def _slice(start: int, stop: int) -> tuple[list[Instance], list[Document], list[Problem]]:
+    """Validate, load keys and make documents for instances [start, stop): independent of
+    every other instance, so slices can run in separate processes."""
+    assert _OUTLINE is not None
+    instances, problems = _OUTLINE.instances(start, stop)
+    renderer = Renderer(_OUTLINE.templates_dir)
     files = KeyFiles()
     documents: list[Document] = []
-    problems: list[Problem] = []
     for instance in instances:
         before = len(problems)
         jwks = instance_jwks(instance, files, problems)
@@ -155,11 +159,11 @@ def _documents(
             documents += instance_documents(instance, jwks, renderer)
         except TemplateError as e:
             problems.append(Problem(f"{instance.where}.template", str(e), instance.id))
-    return documents, problems
+    return instances, documents, problems
 
 
 def _workers(instances: int) -> int:
-    """Processes to share the key and document work: worth a fork only for large configs."""
+    """Processes to share the per-instance work: worth a fork only for large configs."""
     wanted = os.environ.get("WELLKNOWN_WORKERS")
     if wanted:
         return max(1, int(wanted))
@@ -168,31 +172,40 @@ def _workers(instances: int) -> int:
     return min(len(os.sched_getaffinity(0)), 4)
 
 
-def _all_documents(config: Config) -> tuple[list[Document], list[Problem]]:
-    instances = config.instances
-    workers = _workers(len(instances))
-    if workers == 1:
-        return _documents(instances, config.templates_dir)
-    size = -(-len(instances) // workers)
-    chunks = [instances[i : i + size] for i in range(0, len(instances), size)]
-    context = multiprocessing.get_context("fork")
-    documents: list[Document] = []
-    problems: list[Problem] = []
-    with ProcessPoolExecutor(len(chunks), mp_context=context) as pool:
-        # map keeps chunk order, so the result is the same as a serial run's.
-        for docs, probs in pool.map(_documents, chunks, [config.templates_dir] * len(chunks)):
-            documents += docs
-            problems += probs
-    log.debug("built documents in %d processes", len(chunks))
-    return documents, problems
+def _all_slices(outline: Outline) -> tuple[list[Instance], list[Document], list[Problem]]:
+    global _OUTLINE
+    count = len(outline.raw_instances)
+    workers = _workers(count)
+    size = -(-count // workers) if count else 1
+    bounds = [(i, min(i + size, count)) for i in range(0, count, size)]
+    _OUTLINE = outline
+    try:
+        if len(bounds) <= 1:
+            return _slice(0, count)
+        instances: list[Instance] = []
+        documents: list[Document] = []
+        problems: list[Problem] = []
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(len(bounds), mp_context=context) as pool:
+            # map keeps slice order, so the result is the same as a serial run's.
+            starts, stops = zip(*bounds, strict=True)
+            for part in pool.map(_slice, starts, stops):
+                instances += part[0]
+                documents += part[1]
+                problems += part[2]
+        log.debug("built documents in %d processes", len(bounds))
+        return instances, documents, problems
+    finally:
+        _OUTLINE = None
 
 
 def build(config_path: Path) -> Build:
     """Everything checked before anything is written; raises ConfigError with every problem."""
-    config, problems = load_partial(config_path)
-    documents, more = _all_documents(config)
-    problems += more
-    problems += _collisions(documents, {i.id: i.where for i in config.instances})
+    outline = load_outline(config_path)
+    instances, documents, more = _all_slices(outline)
+    config = Config(config_path, tuple(instances), outline.templates_dir)
+    problems = [*outline.problems, *more]
+    problems += _collisions(documents, {i.id: i.where for i in instances})
     if problems:
         raise ConfigError(str(config_path), problems)
     log.debug("built %d documents for %d instances", len(documents), len(config.instances))

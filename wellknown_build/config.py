@@ -57,13 +57,43 @@ def load(path: Path) -> Config:
     return config
 
 
-def load_partial(path: Path) -> tuple[Config, list[Problem]]:
-    """The instances that are valid, and the problems of those that are not."""
+@dataclass(frozen=True)
+class Outline:
+    """A configuration read and checked except for its instances, which `instances` validates
+    in slices (render validates large configs in several processes)."""
+
+    source: Path
+    raw_instances: tuple[Any, ...]
+    defaults: Mapping[str, Any]
+    key_defaults: Mapping[str, Any]
+    templates_dir: Path | None
+    problems: tuple[Problem, ...]
+
+    def instances(
+        self, start: int = 0, stop: int | None = None
+    ) -> tuple[list[Instance], list[Problem]]:
+        problems: list[Problem] = []
+        instances: list[Instance] = []
+        base = self.source.parent
+        for index in range(start, len(self.raw_instances) if stop is None else stop):
+            raw = self.raw_instances[index]
+            label = raw.get("id") if isinstance(raw, Mapping) else None
+            label = label if isinstance(label, str) else None
+            before = len(problems)
+            instance = _instance(
+                raw, f"instances[{index}]", label, self.defaults, self.key_defaults, base, problems
+            )
+            if instance is not None and len(problems) == before:
+                instances.append(instance)
+        return instances, problems
+
+
+def load_outline(path: Path) -> Outline:
+    """Everything but the instances themselves: top level, defaults, duplicate ids."""
     problems: list[Problem] = []
     top = schema.check_mapping(load_yaml(path), schema.TOP_FIELDS, "", problems)
     if top is None:
         raise ConfigError(str(path), problems)
-    base = path.parent
     defaults = (
         schema.check_mapping(top.get("defaults", {}), schema.DEFAULTS_FIELDS, "defaults", problems)
         or {}
@@ -75,32 +105,40 @@ def load_partial(path: Path) -> tuple[Config, list[Problem]]:
         or {}
     )
     _check_common(defaults, "defaults", None, problems)
-
-    instances: list[Instance] = []
+    raw_instances = top.get("instances", [])
     seen_ids: dict[str, str] = {}
-    for index, raw in enumerate(top.get("instances", [])):
-        where = f"instances[{index}]"
+    for index, raw in enumerate(raw_instances):
         ident = raw.get("id") if isinstance(raw, Mapping) else None
-        label = ident if isinstance(ident, str) else None
-        if label is not None and label in seen_ids:
+        if not isinstance(ident, str):
+            continue
+        if ident in seen_ids:
             problems.append(
-                Problem(f"{where}.id", f"duplicate instance id (also {seen_ids[label]})", label)
+                Problem(
+                    f"instances[{index}].id",
+                    f"duplicate instance id (also {seen_ids[ident]})",
+                    ident,
+                )
             )
-        elif label is not None:
-            seen_ids[label] = where
-        before = len(problems)
-        instance = _instance(raw, where, label, defaults, key_defaults, base, problems)
-        if instance is not None and len(problems) == before:
-            instances.append(instance)
-    if not top.get("instances") and "instances" in top:
+        else:
+            seen_ids[ident] = f"instances[{index}]"
+    if not raw_instances and "instances" in top:
         problems.append(Problem("instances", "must list at least one instance"))
-
     templates_dir = None
     if "templates_dir" in top:
-        templates_dir = base / top["templates_dir"]
+        templates_dir = path.parent / top["templates_dir"]
         if not templates_dir.is_dir():
             problems.append(Problem("templates_dir", f"folder not found: {templates_dir}"))
-    return Config(path, tuple(instances), templates_dir), problems
+    return Outline(
+        path, tuple(raw_instances), defaults, key_defaults, templates_dir, tuple(problems)
+    )
+
+
+def load_partial(path: Path) -> tuple[Config, list[Problem]]:
+    """The instances that are valid, and the problems of those that are not."""
+    outline = load_outline(path)
+    instances, problems = outline.instances()
+    config = Config(path, tuple(instances), outline.templates_dir)
+    return config, [*outline.problems, *problems]
 
 
 def _check_common(

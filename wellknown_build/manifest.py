@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .documents import Document, dumps
+from .documents import Document
 from .errors import TreeError
 
 MANIFEST_NAME = ".wellknown-build.json"
@@ -53,7 +53,7 @@ class Manifest:
         return cls(tuple(Entry.of(d) for d in documents))
 
     def to_bytes(self) -> bytes:
-        files = []
+        files: list[str] = []
         for e in self.entries:
             item: dict[str, object] = {
                 "path": e.path,
@@ -66,8 +66,10 @@ class Manifest:
             }
             if e.kids:
                 item["kids"] = list(e.kids)
-            files.append(item)
-        return dumps({"generator": "wellknown-build", "format": FORMAT, "files": files})
+            files.append(json.dumps(item, ensure_ascii=False))
+        # One file per line: readable, diff-friendly, and json's C encoder does the work.
+        head = f'{{\n  "generator": "wellknown-build",\n  "format": {FORMAT},\n  "files": [\n'
+        return (head + ",\n".join(f"    {f}" for f in files) + "\n  ]\n}\n").encode("utf-8")
 
     @property
     def paths(self) -> list[str]:
