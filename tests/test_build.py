@@ -17,7 +17,9 @@ def _config(tmp_path: Path, broken: bool) -> Path:
     for i in range(9):
         write(tmp_path / "keys" / f"{i}.pem", public_pem(KEY_MAKERS["ed25519"]()))
         scheme = "http" if broken and i in (2, 7) else "https"
-        lines.append(f"  - {{id: i{i}, issuer: '{scheme}://h{i}.example/t', keys: [{{path: keys/{i}.pem}}]}}")
+        lines.append(
+            f"  - {{id: i{i}, issuer: '{scheme}://h{i}.example/t', keys: [{{path: keys/{i}.pem}}]}}"
+        )
     if broken:
         lines.append("  - {id: i1, issuer: 'https://h1.example/t', keys: [{path: keys/1.pem}]}")
     return write_config(tmp_path, "\n".join(lines) + "\n")
@@ -43,4 +45,10 @@ def test_parallel_problems_equal_serial(tmp_path: Path, monkeypatch: pytest.Monk
         found.append(info.value.problems)
     assert found[0] == found[1]
     paths = [p.path for p in found[0]]
-    assert paths == ["instances[9].id", "instances[2].issuer", "instances[7].issuer", "instances[9]", "instances[9]"]
+    assert paths == [
+        "instances[9].id",
+        "instances[2].issuer",
+        "instances[7].issuer",
+        "instances[9]",
+        "instances[9]",
+    ]

@@ -9,31 +9,30 @@ import yaml
 
 from .errors import ConfigError, Problem
 
+_STR = "tag:yaml.org,2002:str"
+
 if TYPE_CHECKING:
     _Base = yaml.SafeLoader
 else:  # libyaml's parser when PyYAML was built with it: several times faster
     _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-_RESOLVED: dict[tuple[str, bool], str] = {}
+# First characters with which PyYAML's implicit resolvers (bool, int, float, null, merge,
+# timestamp, value) can match; a plain scalar starting otherwise is a string.
+_MAYBE_TYPED = frozenset("yYnNtTfFoO-+0123456789.<~=")
 
 
 class _Loader(_Base):
     """libyaml's parser with PyYAML's safe scalar constructors."""
 
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
-        # Tag resolution runs regexes per scalar; a config repeats the same words thousands
-        # of times (field names), so remember plain scalars' tags.
-        if kind is not yaml.ScalarNode or not isinstance(value, str):
-            return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-        key = (value, bool(implicit[0]) if implicit else False)
-        tag = _RESOLVED.get(key)
-        if tag is None:
-            tag = _RESOLVED[key] = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-        return tag
+        # Tag resolution tries regexes on every scalar in Python; most of a large config is
+        # ids, URLs and paths that cannot be anything but strings.
+        if kind is yaml.ScalarNode and value and value[0] not in _MAYBE_TYPED:
+            return _STR
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
 
 
-_STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 
