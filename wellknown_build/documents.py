@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,21 +29,31 @@ class Document:
     kids: tuple[str, ...] = ()
 
 
-_scalar = json.JSONEncoder(ensure_ascii=False).encode  # C-accelerated for scalars
+_scalar = json.JSONEncoder(ensure_ascii=False).encode
+_string: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or (
+    json.encoder.py_encode_basestring
+)
 
 
 def _pretty(value: Any, indent: str) -> str:
     """json.dumps(indent=2) byte for byte; the stdlib falls back to pure Python whenever
-    indent is set, which is most of a 10,000-instance render."""
+    indent is set, which was most of a 10,000-instance render. Strings, nearly every leaf
+    here, go straight to the C string encoder."""
+    if type(value) is str:
+        return _string(value)
     if isinstance(value, dict) and value:
         inner = indent + "  "
         members = ",\n".join(
-            f"{inner}{_scalar(str(k))}: {_pretty(v, inner)}" for k, v in value.items()
+            f"{inner}{_string(k if type(k) is str else str(k))}: "
+            f"{_string(v) if type(v) is str else _pretty(v, inner)}"
+            for k, v in value.items()
         )
         return f"{{\n{members}\n{indent}}}"
     if isinstance(value, list) and value:
         inner = indent + "  "
-        items = ",\n".join(inner + _pretty(v, inner) for v in value)
+        items = ",\n".join(
+            inner + (_string(v) if type(v) is str else _pretty(v, inner)) for v in value
+        )
         return f"[\n{items}\n{indent}]"
     return _scalar(value)
 

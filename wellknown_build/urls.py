@@ -79,6 +79,8 @@ def discovery_url(issuer: str) -> str:
 
 
 def tree_path(url: str) -> str:
-    """The file a URL is served from, relative to the output folder: `<host>/<path>`."""
-    parts = urlsplit(url)
-    return parts.netloc + parts.path
+    """The file a validated URL is served from, relative to the output folder: `<host>/<path>`.
+
+    check_https_url has ruled out everything but `https://host[:port]/path`.
+    """
+    return url.removeprefix("https://")

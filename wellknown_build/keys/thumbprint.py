@@ -21,7 +21,7 @@ REQUIRED_MEMBERS: dict[str, tuple[str, ...]] = {
 def rfc7638(jwk: Mapping[str, str]) -> str:
     """SHA-256 over the required members only, sorted, no whitespace (RFC 7638 §3)."""
     required = {name: jwk[name] for name in REQUIRED_MEMBERS[jwk["kty"]]}
-    canonical = json.dumps(required, separators=(",", ":"), sort_keys=True)
+    canonical = json.dumps(required, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
     return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
