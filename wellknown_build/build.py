@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config, Instance, KeySpec, Outline, load_outline
 from .documents import Document, instance_documents
 from .errors import ConfigError, KeyLoadError, Problem, TemplateError
 from .keys import JWK, LoadedKey, allowed_algs, load_key_file, public_jwk
+from .keys.x509 import with_certificates
+from .lifecycle import select
 from .render import Renderer
 
 log = logging.getLogger(__name__)
@@ -23,6 +26,8 @@ PARALLEL_FROM = 2000  # instances; below this a fork costs more than it saves
 class Build:
     config: Config
     documents: tuple[Document, ...]
+    warnings: tuple[Problem, ...] = ()
+    notices: tuple[Problem, ...] = ()
 
 
 class KeyFiles:
@@ -56,14 +61,18 @@ def _passphrase(spec: KeySpec) -> bytes | None:
     return value.encode("utf-8")
 
 
-def instance_jwks(instance: Instance, files: KeyFiles, problems: list[Problem]) -> list[JWK]:
-    jwks: list[JWK] = []
+def instance_jwks(
+    instance: Instance, files: KeyFiles, problems: list[Problem]
+) -> list[tuple[KeySpec, JWK]]:
+    """Every key of the instance as a JWK, whatever its rotation state."""
+    keyed: list[tuple[KeySpec, JWK]] = []
     by_thumbprint: dict[str, str] = {}
-    by_kid: dict[str, tuple[str, str]] = {}
+    by_kid: dict[str, str] = {}
     for spec in instance.keys:
+        name = spec.where.rsplit(".", 1)[-1]
         try:
-            key = files.load(spec).public_key
-            algs = allowed_algs(key, spec.alg)
+            loaded = files.load(spec)
+            algs = allowed_algs(loaded.public_key, spec.alg)
             if spec.alg is not None and spec.alg not in algs:
                 problems.append(
                     Problem(
@@ -74,7 +83,11 @@ def instance_jwks(instance: Instance, files: KeyFiles, problems: list[Problem]) 
                     )
                 )
                 continue
-            jwk = public_jwk(key, alg=spec.alg, kid=spec.kid, kid_method=spec.kid_method)
+            jwk = public_jwk(
+                loaded.public_key, alg=spec.alg, kid=spec.kid, kid_method=spec.kid_method
+            )
+            if spec.x5c:
+                jwk = with_certificates(jwk, loaded.certificates)
         except KeyLoadError as e:
             problems.append(Problem(spec.where, f"{e} ({spec.file})", instance.id))
             continue
@@ -92,16 +105,16 @@ def instance_jwks(instance: Instance, files: KeyFiles, problems: list[Problem]) 
             problems.append(
                 Problem(
                     f"{spec.where}.kid" if spec.kid else spec.where,
-                    f"kid {jwk.kid!r} is also the kid of {by_kid[jwk.kid][0]}, a different key; "
+                    f"kid {jwk.kid!r} is also the kid of {by_kid[jwk.kid]}, a different key; "
                     "relying parties would pick either",
                     instance.id,
                 )
             )
             continue
-        by_thumbprint[jwk.thumbprint] = spec.where.rsplit(".", 1)[-1]
-        by_kid[jwk.kid] = (spec.where.rsplit(".", 1)[-1], jwk.thumbprint)
-        jwks.append(jwk)
-    return jwks
+        by_thumbprint[jwk.thumbprint] = name
+        by_kid[jwk.kid] = name
+        keyed.append((spec, jwk))
+    return keyed
 
 
 def _collisions(documents: list[Document], where: dict[str, str]) -> list[Problem]:
@@ -137,29 +150,54 @@ def _collisions(documents: list[Document], where: dict[str, str]) -> list[Proble
     return problems
 
 
-# The configuration being built, shared with forked workers by inheritance rather than by
-# pickling 10,000 instances into them.
-_OUTLINE: Outline | None = None
+# The configuration being built and the render instant, shared with forked workers by
+# inheritance rather than by pickling 10,000 instances into them.
+_JOB: tuple[Outline, dt.datetime] | None = None
 
 
-def _slice(start: int, stop: int) -> tuple[list[Instance], list[Document], list[Problem]]:
+@dataclass
+class Part:
+    """What a slice of the instances yields."""
+
+    instances: list[Instance]
+    documents: list[Document]
+    problems: list[Problem]
+    notices: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def extend(self, other: Part) -> None:
+        self.instances += other.instances
+        self.documents += other.documents
+        self.problems += other.problems
+        self.notices += other.notices
+        self.warnings += other.warnings
+
+
+def _slice(start: int, stop: int) -> Part:
     """Validate, load keys and make documents for instances [start, stop): independent of
     every other instance, so slices can run in separate processes."""
-    assert _OUTLINE is not None
-    instances, problems = _OUTLINE.instances(start, stop)
-    renderer = Renderer(_OUTLINE.templates_dir)
+    assert _JOB is not None
+    outline, now = _JOB
+    instances, problems = outline.instances(start, stop)
+    part = Part(instances, [], problems)
+    renderer = Renderer(outline.templates_dir)
     files = KeyFiles()
-    documents: list[Document] = []
     for instance in instances:
         before = len(problems)
-        jwks = instance_jwks(instance, files, problems)
+        keyed = instance_jwks(instance, files, problems)
         if len(problems) > before:
             continue
+        outcome = select(instance, keyed, now)
+        part.notices += outcome.notices
+        part.warnings += outcome.warnings
+        if outcome.errors:
+            problems += outcome.errors
+            continue
         try:
-            documents += instance_documents(instance, jwks, renderer)
+            part.documents += instance_documents(instance, outcome.published, renderer)
         except TemplateError as e:
             problems.append(Problem(f"{instance.where}.template", str(e), instance.id))
-    return instances, documents, problems
+    return part
 
 
 def _workers(instances: int) -> int:
@@ -172,41 +210,44 @@ def _workers(instances: int) -> int:
     return min(len(os.sched_getaffinity(0)), 4)
 
 
-def _all_slices(outline: Outline) -> tuple[list[Instance], list[Document], list[Problem]]:
-    global _OUTLINE
+def _all_slices(outline: Outline, now: dt.datetime) -> Part:
+    global _JOB
     count = len(outline.raw_instances)
     workers = _workers(count)
     size = -(-count // workers) if count else 1
     bounds = [(i, min(i + size, count)) for i in range(0, count, size)]
-    _OUTLINE = outline
+    _JOB = (outline, now)
     try:
         if len(bounds) <= 1:
             return _slice(0, count)
-        instances: list[Instance] = []
-        documents: list[Document] = []
-        problems: list[Problem] = []
+        whole = Part([], [], [])
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(len(bounds), mp_context=context) as pool:
             # map keeps slice order, so the result is the same as a serial run's.
             starts, stops = zip(*bounds, strict=True)
             for part in pool.map(_slice, starts, stops):
-                instances += part[0]
-                documents += part[1]
-                problems += part[2]
+                whole.extend(part)
         log.debug("built documents in %d processes", len(bounds))
-        return instances, documents, problems
+        return whole
     finally:
-        _OUTLINE = None
+        _JOB = None
 
 
-def build(config_path: Path) -> Build:
-    """Everything checked before anything is written; raises ConfigError with every problem."""
+def build(config_path: Path, now: dt.datetime | None = None) -> Build:
+    """Everything checked before anything is written; raises ConfigError with every problem.
+
+    `now` fixes the clock the rotation rules read (default: the current time)."""
+    moment = now or dt.datetime.now(dt.timezone.utc)
     outline = load_outline(config_path)
-    instances, documents, more = _all_slices(outline)
-    config = Config(config_path, tuple(instances), outline.templates_dir)
-    problems = [*outline.problems, *more]
-    problems += _collisions(documents, {i.id: i.where for i in instances})
+    part = _all_slices(outline, moment)
+    config = Config(config_path, tuple(part.instances), outline.templates_dir)
+    problems = [*outline.problems, *part.problems]
+    problems += _collisions(part.documents, {i.id: i.where for i in part.instances})
     if problems:
         raise ConfigError(str(config_path), problems)
-    log.debug("built %d documents for %d instances", len(documents), len(config.instances))
-    return Build(config, tuple(documents))
+    for notice in part.notices:
+        log.info("%s: %s", config_path, notice)
+    for warning in part.warnings:
+        log.warning("%s: %s", config_path, warning)
+    log.debug("built %d documents for %d instances", len(part.documents), len(part.instances))
+    return Build(config, tuple(part.documents), tuple(part.warnings), tuple(part.notices))

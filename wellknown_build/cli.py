@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from . import commands
+from . import commands, timing
 from .errors import WellknownError
 from .tree import Changes
 
@@ -56,18 +57,41 @@ def main(verbose: int, quiet: bool) -> None:
     _setup_logging(verbose, quiet)
 
 
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return timing.parse_instant(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+NOW = click.option(
+    "--now",
+    callback=_instant,
+    envvar="WELLKNOWN_NOW",
+    metavar="ISO8601",
+    help="The instant rotation rules are checked at (default: now; env WELLKNOWN_NOW).",
+)
+STRICT = click.option(
+    "--strict", is_flag=True, envvar="WELLKNOWN_STRICT", help="Treat warnings as errors (exit 1)."
+)
+
+
 @main.command()
 @CONFIG
 @OUT
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if OUT is not up to date.")
-def render(config: Path, out: Path, check: bool) -> None:
+@NOW
+@STRICT
+def render(config: Path, out: Path, check: bool, now: dt.datetime | None, strict: bool) -> None:
     """Render CONFIG into OUT/<host>/<issuer path>/.well-known/."""
     with _reported():
         if check:
-            result = commands.check(config, out)
+            result = commands.check(config, out, now, strict)
             _report_check(out, result.changes)
             return
-        result = commands.render(config, out)
+        result = commands.render(config, out, now, strict)
     instances = len(result.build.config.instances)
     click.echo(f"rendered {instances} instance(s) into {out}: {result.changes.summary()}")
 
@@ -76,23 +100,25 @@ def _report_check(out: Path, changes: Changes) -> None:
     if changes.clean:
         click.echo(f"{out} is up to date ({changes.unchanged} files)")
         return
-    lines: list[tuple[str, Callable[[str], str]]] = []
+    lines: list[str] = []
     for sign, paths in (("+", changes.created), ("~", changes.updated), ("-", changes.removed)):
-        lines += [(f"  {sign} {p}", str) for p in paths]
+        lines += [f"  {sign} {p}" for p in paths]
     if changes.manifest_changed and not lines:
-        lines.append(("  ~ manifest", str))
+        lines.append("  ~ manifest")
     click.echo(f"{out} is not up to date: {changes.summary()}", err=True)
-    for line, _ in lines:
+    for line in lines:
         click.echo(line, err=True)
     sys.exit(1)
 
 
 @main.command()
 @CONFIG
-def validate(config: Path) -> None:
+@NOW
+@STRICT
+def validate(config: Path, now: dt.datetime | None, strict: bool) -> None:
     """Run every check on CONFIG; write nothing."""
     with _reported():
-        result = commands.validate(config)
+        result = commands.validate(config, now, strict)
     keys = sum(len(i.keys) for i in result.config.instances)
     click.echo(f"{config}: {len(result.config.instances)} instance(s), {keys} key(s): ok")
 

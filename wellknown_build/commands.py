@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import tree
 from .build import Build, build
+from .errors import StrictError
 
 log = logging.getLogger(__name__)
 
@@ -18,16 +20,26 @@ class RenderResult:
     changes: tree.Changes
 
 
-def render(config: Path, out: Path) -> RenderResult:
-    result = build(config)
-    changes = tree.write(out, result.documents)
-    return RenderResult(result, changes)
+def _checked(config: Path, now: dt.datetime | None, strict: bool) -> Build:
+    result = build(config, now)
+    if strict and result.warnings:
+        raise StrictError(str(config), result.warnings)
+    return result
 
 
-def check(config: Path, out: Path) -> RenderResult:
-    result = build(config)
+def render(
+    config: Path, out: Path, now: dt.datetime | None = None, strict: bool = False
+) -> RenderResult:
+    result = _checked(config, now, strict)
+    return RenderResult(result, tree.write(out, result.documents))
+
+
+def check(
+    config: Path, out: Path, now: dt.datetime | None = None, strict: bool = False
+) -> RenderResult:
+    result = _checked(config, now, strict)
     return RenderResult(result, tree.compare(out, result.documents))
 
 
-def validate(config: Path) -> Build:
-    return build(config)
+def validate(config: Path, now: dt.datetime | None = None, strict: bool = False) -> Build:
+    return _checked(config, now, strict)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import schema, urls
+from . import schema, timing, urls
 from .errors import ConfigError, Problem
 from .yamlload import load_yaml
 
 DEFAULT_CACHE_CONTROL = "public, max-age=300"  # PyJWT's PyJWKClient caches for 300 s too
 DEFAULT_TEMPLATE = "default"
+DEFAULT_TOKEN_LIFETIME = 3600
+# Relying parties cache a JWKS on top of HTTP caching: node jose up to 10 minutes.
+CLIENT_CACHE = 600
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:max-age|s-maxage)\s*=\s*(\d+)")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]+$")
 _RESERVED_DISCOVERY = ("issuer", "jwks_uri")
@@ -28,6 +33,10 @@ class KeySpec:
     kid_method: str
     passphrase_env: str | None
     where: str  # YAML path, e.g. instances[2].keys[0]
+    status: str = "active"
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    x5c: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,8 @@ class Instance:
     keys: tuple[KeySpec, ...]
     discovery: Mapping[str, Any] = field(default_factory=dict)
     where: str = ""
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME
+    cache_ttl: int = 0
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,11 @@ def _instance(
         _key(item, f"{where}.keys[{i}]", label, key_defaults, base, problems)
         for i, item in enumerate(raw_keys or [])
     ]
+    cache_control = values.get(
+        "cache_control", defaults.get("cache_control", DEFAULT_CACHE_CONTROL)
+    )
+    token_lifetime = _duration(values, defaults, "token_lifetime", where, label, problems)
+    cache_ttl = _duration(values, defaults, "cache_ttl", where, label, problems)
     if issuer is None or "id" not in values or raw_keys is None or None in keys:
         return None
     return Instance(
@@ -198,13 +214,41 @@ def _instance(
         issuer=issuer,
         jwks_uri=jwks_uri or urls.default_jwks_uri(issuer),
         template=values.get("template", defaults.get("template", DEFAULT_TEMPLATE)),
-        cache_control=values.get(
-            "cache_control", defaults.get("cache_control", DEFAULT_CACHE_CONTROL)
-        ),
+        cache_control=cache_control,
         keys=tuple(k for k in keys if k is not None),
         discovery={**defaults.get("discovery", {}), **values.get("discovery", {})},
         where=where,
+        token_lifetime=DEFAULT_TOKEN_LIFETIME if token_lifetime is None else token_lifetime,
+        cache_ttl=_default_cache_ttl(cache_control) if cache_ttl is None else cache_ttl,
     )
+
+
+def _default_cache_ttl(cache_control: str) -> int:
+    """The longest of max-age and s-maxage (the CDN's), plus relying parties' own cache."""
+    ages = [int(m) for m in _MAX_AGE.findall(cache_control)]
+    return max(ages, default=0) + CLIENT_CACHE
+
+
+def _duration(
+    values: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    name: str,
+    where: str,
+    label: str | None,
+    problems: list[Problem],
+) -> int | None:
+    raw, at = (
+        (values[name], f"{where}.{name}")
+        if name in values
+        else (defaults.get(name), f"defaults.{name}")
+    )
+    if raw is None:
+        return None
+    try:
+        return timing.parse_duration(raw)
+    except ValueError as e:
+        problems.append(Problem(at, str(e), label))
+        return None
 
 
 def _key(
@@ -219,6 +263,19 @@ def _key(
     if values is None or "path" not in values:
         return None
     merged = {**key_defaults, **values}
+    moments: dict[str, dt.datetime | None] = {}
+    for name in ("not_before", "not_after"):
+        moments[name] = None
+        if name in values:
+            try:
+                moments[name] = timing.parse_instant(values[name])
+            except ValueError as e:
+                problems.append(Problem(f"{where}.{name}", str(e), label))
+                return None
+    nb, na = moments["not_before"], moments["not_after"]
+    if nb is not None and na is not None and na <= nb:
+        problems.append(Problem(f"{where}.not_after", "must be later than not_before", label))
+        return None
     return KeySpec(
         path=base / values["path"],
         file=values["path"],
@@ -227,4 +284,8 @@ def _key(
         kid_method=merged.get("kid_method", "rfc7638"),
         passphrase_env=merged.get("passphrase_env"),
         where=where,
+        status=values.get("status", "active"),
+        not_before=nb,
+        not_after=na,
+        x5c=merged.get("x5c", False),
     )

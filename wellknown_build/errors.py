@@ -40,6 +40,15 @@ class ConfigError(WellknownError):
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
 
+class StrictError(ConfigError):
+    """Warnings that --strict turns into a failed run."""
+
+    def _describe(self) -> str:
+        count = len(self.problems)
+        head = f"{self.source}: {count} warning{'s' if count != 1 else ''} (--strict)"
+        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+
 class KeyLoadError(WellknownError):
     """A key file that cannot become a published JWK; raised inside keys/, located by config."""
 

@@ -5,6 +5,7 @@ A field's `types` are Python types as PyYAML builds them; `choices` restricts st
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,20 +27,29 @@ def _f(name: str, types: type | tuple[type, ...], doc: str, **kw: Any) -> Field:
     return Field(name, types if isinstance(types, tuple) else (types,), doc, **kw)
 
 
+_INSTANT = (str, dt.date)  # PyYAML turns unquoted timestamps into date/datetime
+_DURATION = (str, int)
+
 KEY_DEFAULT_FIELDS = (
     _f("alg", str, "JWS algorithm; default derived from the key (RS256, ES256/384/512, EdDSA)."),
     _f("kid_method", str, "How a missing kid is computed.", choices=("rfc7638", "kubernetes")),
     _f("passphrase_env", str, "Environment variable holding the passphrase of an encrypted PEM."),
+    _f("x5c", bool, "Publish x5c and x5t#S256 for keys given as certificates."),
 )
 KEY_FIELDS = (
     _f("path", str, "PEM file, relative to the YAML file's folder.", required=True),
     _f("kid", str, "Key id as the signer puts it in token headers; default by kid_method."),
+    _f("status", str, "Rotation state (default active).", choices=("next", "active", "retired")),
+    _f("not_before", _INSTANT, "When the key starts (or started) signing; ISO 8601."),
+    _f("not_after", _INSTANT, "When the key leaves the JWKS; ISO 8601."),
     *KEY_DEFAULT_FIELDS,
 )
 INSTANCE_DEFAULT_FIELDS = (
     _f("template", str, "openid-configuration template: default, minimal, or one of yours."),
     _f("discovery", dict, "Extra openid-configuration members, merged over the template's."),
     _f("cache_control", str, "Cache-Control header of both documents."),
+    _f("token_lifetime", _DURATION, "Longest lifetime of a token the issuer signs (default 1h)."),
+    _f("cache_ttl", _DURATION, "Longest a relying party may hold an old JWKS (CDN + client)."),
 )
 INSTANCE_FIELDS = (
     _f("id", str, "Unique instance id (used in messages and the manifest).", required=True),
@@ -58,7 +68,14 @@ TOP_FIELDS = (
     _f("templates_dir", str, "Folder of your templates, searched before the built-in ones."),
 )
 
-_TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list", bool: "true or false"}
+_TYPE_NAMES = {
+    str: "a string",
+    dict: "a mapping",
+    list: "a list",
+    bool: "true or false",
+    int: "a number",
+    dt.date: "a date",
+}
 
 
 def check_mapping(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import dsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -33,15 +34,21 @@ class JWK:
     alg: str
     members: tuple[tuple[str, str], ...]
     thumbprint: str
+    certificates: tuple[str, ...] = ()  # x5c: standard base64 DER, leaf first
+    x5t_s256: str | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
             "use": "sig",
             "kty": self.kty,
             "kid": self.kid,
             "alg": self.alg,
             **dict(self.members),
         }
+        if self.certificates:
+            result["x5c"] = list(self.certificates)
+            result["x5t#S256"] = self.x5t_s256
+        return result
 
 
 def key_type(key: PublicKeyTypes) -> KeyType:

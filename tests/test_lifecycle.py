@@ -1,0 +1,156 @@
+"""Rotation: which keys are published at fixed instants across a key's whole life, and every
+warning the timing rules give."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from wellknown_build.build import build
+from wellknown_build.errors import ConfigError
+from wellknown_build.timing import parse_duration, parse_instant
+
+from .helpers import KEY_MAKERS, Run, public_pem, write, write_config
+
+# old signs until Dec 1; new is published Nov 20, signs from Dec 1; old leaves Dec 3.
+ROTATION = """
+defaults: {{token_lifetime: 1h, cache_ttl: 15m}}
+instances:
+  - id: x
+    issuer: https://h.example
+    keys:
+      - {{path: keys/old.pem, kid: old, status: {old}, not_before: 2026-01-01T00:00:00Z, not_after: 2026-12-03T00:00:00Z}}
+      - {{path: keys/new.pem, kid: new, status: {new}, not_before: 2026-12-01T00:00:00Z}}
+"""
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> None:
+    for name in ("old", "new", "third"):
+        write(tmp_path / "keys" / f"{name}.pem", public_pem(KEY_MAKERS["p256"]()))
+
+
+def _at(tmp_path: Path, now: str, old: str, new: str) -> tuple[list[str], list[str]]:
+    config = write_config(tmp_path, ROTATION.format(old=old, new=new))
+    result = build(config, parse_instant(now))
+    (jwks,) = [d for d in result.documents if d.kind == "jwks"]
+    kids = [k["kid"] for k in json.loads(jwks.body)["keys"]]
+    return kids, [str(w) for w in result.warnings]
+
+
+@pytest.mark.parametrize(
+    ("now", "old", "new", "kids", "warning"),
+    [
+        # 1. The new key is added as next, well ahead: published after the active one.
+        ("2026-11-20T00:00:00Z", "active", "next", ["old", "new"], None),
+        # 2. Promotion day has come but the config still says next.
+        ("2026-12-01T00:00:00Z", "active", "next", ["old", "new"], "was due to start signing"),
+        # 3. Promoted: the active key comes first, the retired one stays.
+        ("2026-12-01T00:00:00Z", "retired", "active", ["new", "old"], None),
+        # 4. Past the old key's not_after: dropped (with a notice, not a warning).
+        ("2026-12-03T00:00:00Z", "retired", "active", ["new"], None),
+        # 5. Next key added too late: caches will not have it when it starts signing.
+        ("2026-11-30T23:50:00Z", "active", "next", ["old", "new"], "less than cache_ttl (15m)"),
+        # 6. Active too early.
+        ("2026-11-20T00:00:00Z", "active", "active", ["old", "new"], "in the future"),
+        # 7. Nothing signs.
+        ("2026-11-20T00:00:00Z", "retired", "next", ["new", "old"], "no active key"),
+    ],
+)
+def test_lifecycle(
+    tmp_path: Path, keys: None, now: str, old: str, new: str, kids: list[str], warning: str | None
+) -> None:
+    published, warnings = _at(tmp_path, now, old, new)
+    assert published == kids
+    if warning is None:
+        assert warnings == []
+    else:
+        assert any(warning in w for w in warnings), warnings
+
+
+def test_retired_key_dropped_too_early(tmp_path: Path, keys: None) -> None:
+    text = ROTATION.format(old="retired", new="active").replace(
+        "2026-12-03T00:00:00Z", "2026-12-01T01:00:00Z"
+    )
+    result = build(write_config(tmp_path, text), parse_instant("2026-12-01T00:30:00Z"))
+    (warning,) = result.warnings
+    assert warning.path == "instances[0].keys[0].not_after"
+    assert "keep it until 2026-12-01T01:15:00Z" in warning.message
+
+
+def test_every_key_expired_is_an_error(tmp_path: Path, keys: None) -> None:
+    config = write_config(
+        tmp_path,
+        ROTATION.format(old="active", new="next").replace(
+            "not_before: 2026-12-01T00:00:00Z", "not_after: 2026-12-02T00:00:00Z"
+        ),
+    )
+    with pytest.raises(ConfigError, match="every key is past its not_after"):
+        build(config, parse_instant("2026-12-05T00:00:00Z"))
+
+
+def test_default_cache_ttl_from_cache_control(tmp_path: Path, keys: None) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        defaults: {cache_control: "public, max-age=60, s-maxage=3600"}
+        instances: [{id: x, issuer: 'https://h.example', keys: [{path: keys/old.pem}]}]
+        """,
+    )
+    (instance,) = build(config).config.instances
+    assert instance.cache_ttl == 3600 + 600 and instance.token_lifetime == 3600
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("not_before", "'2026-12-01T00:00:00'", "has no timezone"),
+        ("not_before", "'yesterday'", "not an ISO 8601 date-time"),
+        ("status", "expired", "'expired' is not one of next, active, retired"),
+        ("not_after", "2020-01-01", "must be later than not_before"),
+    ],
+)
+def test_bad_key_dates(tmp_path: Path, keys: None, field: str, value: str, message: str) -> None:
+    extra = "not_before: 2026-01-01, " if field == "not_after" else ""
+    config = write_config(
+        tmp_path,
+        f"instances: [{{id: x, issuer: 'https://h.example', keys: [{{path: keys/old.pem, {extra}{field}: {value}}}]}}]",
+    )
+    with pytest.raises(ConfigError) as info:
+        build(config)
+    (problem,) = info.value.problems
+    assert problem.path == f"instances[0].keys[0].{field}" and message in problem.message
+
+
+def test_durations() -> None:
+    assert [parse_duration(v) for v in (300, "90s", "15m", "1h", "7d", "PT1H30M", "P1D")] == [
+        300,
+        90,
+        900,
+        3600,
+        604800,
+        5400,
+        86400,
+    ]
+    for bad in ("1 week", "-5", "PT", True):
+        with pytest.raises(ValueError, match="not a duration"):
+            parse_duration(bad)
+    assert parse_instant(dt.date(2026, 12, 1)) == dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+
+
+def test_cli_now_and_strict(run: Run, tmp_path: Path, keys: None) -> None:
+    write_config(tmp_path, ROTATION.format(old="active", new="next"))
+    ok = run("render", "instances.yaml", "--now", "2026-11-20T00:00:00Z", "--strict")
+    assert ok.exit_code == 0, ok.output
+    late = run("validate", "instances.yaml", "--now", "2026-12-01T00:00:00Z")
+    assert late.exit_code == 0
+    assert "was due to start signing" in late.output
+    strict = run("validate", "instances.yaml", "--now", "2026-12-01T00:00:00Z", "--strict")
+    assert strict.exit_code == 1
+    assert "1 warning (--strict)" in strict.output
+    dropped = run("render", "instances.yaml", "--now", "2026-12-04T00:00:00Z")
+    assert "kid old dropped: not_after 2026-12-03T00:00:00Z has passed" in dropped.output
+    assert run("render", "instances.yaml", "--now", "tomorrow").exit_code == 2
