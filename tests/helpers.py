@@ -99,12 +99,16 @@ def ec_with_parameters(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def certificate(
-    key: PrivateKeyTypes, subject: str = "test", issuer_key: PrivateKeyTypes | None = None
+    key: PrivateKeyTypes,
+    subject: str = "test",
+    issuer_key: PrivateKeyTypes | None = None,
+    issuer: str | None = None,
 ) -> x509.Certificate:
     import datetime
 
     signer = issuer_key or key
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, subject)])
+    issuer_name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, issuer or subject)])
     algorithm = (
         None
         if isinstance(signer, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
@@ -114,7 +118,7 @@ def certificate(
     return (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(name)
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(1)
         .not_valid_before(start)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from . import commands, timing
-from .errors import WellknownError
+from .errors import KeyLoadError, WellknownError
+from .keys import KID_METHODS
+from .keys.generate import TYPES as KEY_TYPES
 from .tree import Changes
 
 
@@ -232,3 +235,121 @@ def publish(
     if result.error:
         click.echo(f"error: {result.error}", err=True)
         sys.exit(1)
+
+
+def _passphrase_source(env: str | None, label: str) -> Callable[[], bytes | None]:
+    """From the named environment variable, else a hidden prompt on a terminal."""
+
+    def ask() -> bytes | None:
+        if env:
+            value = os.environ.get(env)
+            if value is None:
+                raise KeyLoadError(f"environment variable {env} (--passphrase-env) is not set")
+            return value.encode()
+        if sys.stdin.isatty():
+            return str(click.prompt(f"Passphrase for {label}", hide_input=True)).encode()
+        return None
+
+    return ask
+
+
+@main.command()
+@click.argument(
+    "pems", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--passphrase-env",
+    metavar="VAR",
+    help="Environment variable with the passphrase of encrypted keys.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect(pems: tuple[Path, ...], passphrase_env: str | None, as_json: bool) -> None:
+    """Type, algorithms, kids and fingerprints of each key file."""
+    from .keys import load_key_file
+    from .keys.describe import describe
+
+    reports = []
+    with _reported():
+        for pem in pems:
+            try:
+                loaded = load_key_file(pem, _passphrase_source(passphrase_env, str(pem)))
+            except KeyLoadError as e:
+                raise KeyLoadError(f"{pem}: {e}") from None
+            reports.append({"file": str(pem), **describe(loaded)})
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+        return
+    for report in reports:
+        click.echo(report["file"])
+        rows = [("type", report["type"]), ("from", f"{report['source']} key")]
+        if report["publishable"]:
+            rows += [
+                ("default alg", report["default_alg"]),
+                ("algs", ", ".join(report["algs"])),
+                ("kid (RFC 7638)", report["kid_rfc7638"]),
+            ]
+        else:
+            rows.append(("not publishable", report["reason"]))
+        rows += [
+            ("kid (kubernetes)", report["kid_kubernetes"]),
+            ("SPKI SHA-256", report["spki_sha256"]),
+        ]
+        for index, cert in enumerate(report.get("certificates", [])):
+            rows += [
+                (f"certificate {index + 1}", cert["subject"]),
+                ("  issuer", cert["issuer"]),
+                ("  valid", f"{cert['not_valid_before']} .. {cert['not_valid_after']}"),
+            ]
+        for name, value in rows:
+            click.echo(f"  {name:<17} {value}")
+
+
+@main.command()
+@click.option("--type", "kind", required=True, type=click.Choice(KEY_TYPES), help="Key type.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key file to create, e.g. keys/2026-12.pem.",
+)
+@click.option(
+    "--bits",
+    type=click.IntRange(min=2048),
+    default=2048,
+    show_default=True,
+    help="RSA modulus size.",
+)
+@click.option(
+    "--passphrase-env",
+    metavar="VAR",
+    help="Encrypt the private key with the passphrase in this variable.",
+)
+@click.option(
+    "--kid-method",
+    type=click.Choice(KID_METHODS),
+    default="rfc7638",
+    show_default=True,
+    help="How the printed kid is computed.",
+)
+def keygen(kind: str, out: Path, bits: int, passphrase_env: str | None, kid_method: str) -> None:
+    """Create a signing key (mode 0600, never overwriting) and its public PEM."""
+    from .keys.generate import generate
+
+    with _reported():
+        passphrase = None
+        if passphrase_env:
+            value = os.environ.get(passphrase_env)
+            if not value:
+                raise KeyLoadError(
+                    f"environment variable {passphrase_env} (--passphrase-env) is not set"
+                )
+            passphrase = value.encode()
+        made = generate(kind, out, bits=bits, passphrase=passphrase, kid_method=kid_method)
+    click.echo(f"private key: {made.private_path} (mode 0600{', encrypted' if passphrase else ''})")
+    click.echo(f"public key:  {made.public_path}")
+    click.echo(f"kid:         {made.kid}")
+    click.echo(f"alg:         {made.alg}")
+    click.echo("\nAdd it to the instance's keys as the next key (publish it before it signs):")
+    click.echo(f"      - path: {made.public_path}")
+    click.echo(f"        kid: {made.kid}")
+    click.echo("        status: next")

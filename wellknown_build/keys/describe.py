@@ -1,0 +1,52 @@
+"""What `inspect` tells about a key file: identities a person compares across systems."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ..errors import KeyLoadError
+from .jwk import key_type, public_jwk
+from .pem import LoadedKey
+from .thumbprint import spki_sha256
+from .types import KeyType
+
+
+def _certificate(cert: x509.Certificate) -> dict[str, str]:
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_valid_before": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "not_valid_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def describe(loaded: LoadedKey) -> dict[str, Any]:
+    key = loaded.public_key
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    facts: dict[str, Any] = {
+        "source": loaded.source,
+        "spki_sha256": hashlib.sha256(spki).hexdigest(),
+        "kid_kubernetes": spki_sha256(key),
+    }
+    try:
+        kind: KeyType = key_type(key)
+        facts["type"] = kind.describe(key)
+        # Asking for ES256K lets inspect describe secp256k1 keys too; other keys ignore it.
+        jwk = public_jwk(key, alg=kind.algs(key, "ES256K")[0])
+        facts.update(
+            publishable=True,
+            default_alg=jwk.alg,
+            algs=list(kind.algs(key, jwk.alg)),
+            kid_rfc7638=jwk.thumbprint,
+        )
+    except KeyLoadError as e:
+        facts.update(type=type(key).__name__.removeprefix("_"), publishable=False, reason=str(e))
+    if loaded.certificates:
+        facts["certificates"] = [_certificate(c) for c in loaded.certificates]
+    return facts
