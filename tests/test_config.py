@@ -83,7 +83,7 @@ def test_all_problems_reported_at_once(tmp_path: Path, ed_key: Path) -> None:
     assert problems == [
         "instances[0].issuer: issuer must use https (got 'http') [instance a]",
         "instances[2].keyz: unknown field in instances[2]; did you mean 'keys'? "
-        "(known: id, issuer, keys, jwks_uri, template, discovery, cache_control, token_lifetime, cache_ttl) [instance c]",
+        "(known: id, issuer, keys, jwks_uri, template, discovery, cache_control, token_lifetime, cache_ttl, relying_parties, oauth_metadata) [instance c]",
         "instances[2].keys: is required [instance c]",
         "instances[1].keys[0].alg: ES256 does not fit this key (allowed: RS256, RS384, RS512, "
         "PS256, PS384, PS512) (keys/rsa.pem) [instance b]",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import multiprocessing
@@ -10,10 +11,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import relying_parties
 from .config import Config, Instance, KeySpec, Outline, load_outline
 from .documents import Document, instance_documents
 from .errors import ConfigError, KeyLoadError, Problem, TemplateError
-from .keys import JWK, LoadedKey, allowed_algs, load_key_file, public_jwk
+from .keys import JWK, LoadedKey, allowed_algs, load_key_file, public_jwk, spki_sha256
 from .keys.x509 import with_certificates
 from .lifecycle import select
 from .render import Renderer
@@ -88,6 +90,8 @@ def instance_jwks(
             )
             if spec.x5c:
                 jwk = with_certificates(jwk, loaded.certificates)
+            if "kubernetes" in instance.relying_parties:
+                jwk = dataclasses.replace(jwk, spki_kid=spki_sha256(loaded.public_key))
         except KeyLoadError as e:
             problems.append(Problem(spec.where, f"{e} ({spec.file})", instance.id))
             continue
@@ -190,8 +194,8 @@ def _slice(start: int, stop: int) -> Part:
         outcome = select(instance, keyed, now)
         part.notices += outcome.notices
         part.warnings += outcome.warnings
-        if outcome.errors:
-            problems += outcome.errors
+        problems += outcome.errors + relying_parties.check(instance, outcome.published)
+        if len(problems) > before:
             continue
         try:
             part.documents += instance_documents(instance, outcome.published, renderer)

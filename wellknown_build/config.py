@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*(?:max-age|s-maxage)\s*=\s*(\d+)")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]+$")
 _RESERVED_DISCOVERY = ("issuer", "jwks_uri")
+# The relying parties relying_parties.py has rules for; kept here so config needs no import
+# of the rules (a test holds the two equal).
+KNOWN_PARTIES = ("aws-apigateway-http", "aws-iam", "gcp-wif", "kubernetes")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Instance:
     where: str = ""
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME
     cache_ttl: int = 0
+    relying_parties: tuple[str, ...] = ()
+    oauth_metadata: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,21 @@ def _instance(
     )
     token_lifetime = _duration(values, defaults, "token_lifetime", where, label, problems)
     cache_ttl = _duration(values, defaults, "cache_ttl", where, label, problems)
+    parties = values.get("relying_parties", defaults.get("relying_parties", []))
+    where_parties = (
+        f"{where}.relying_parties" if "relying_parties" in values else "defaults.relying_parties"
+    )
+    for party in parties:
+        if party not in KNOWN_PARTIES:
+            close = difflib.get_close_matches(str(party), KNOWN_PARTIES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                Problem(
+                    where_parties,
+                    f"unknown relying party {party!r}{hint} (known: {', '.join(KNOWN_PARTIES)})",
+                    label,
+                )
+            )
     if issuer is None or "id" not in values or raw_keys is None or None in keys:
         return None
     return Instance(
@@ -220,6 +241,8 @@ def _instance(
         where=where,
         token_lifetime=DEFAULT_TOKEN_LIFETIME if token_lifetime is None else token_lifetime,
         cache_ttl=_default_cache_ttl(cache_control) if cache_ttl is None else cache_ttl,
+        relying_parties=tuple(parties),
+        oauth_metadata=values.get("oauth_metadata", defaults.get("oauth_metadata", False)),
     )
 
 

@@ -50,6 +50,16 @@ INSTANCE_DEFAULT_FIELDS = (
     _f("cache_control", str, "Cache-Control header of both documents."),
     _f("token_lifetime", _DURATION, "Longest lifetime of a token the issuer signs (default 1h)."),
     _f("cache_ttl", _DURATION, "Longest a relying party may hold an old JWKS (CDN + client)."),
+    _f(
+        "relying_parties",
+        list,
+        "Check the rules of: aws-iam, aws-apigateway-http, gcp-wif, kubernetes.",
+    ),
+    _f(
+        "oauth_metadata",
+        bool,
+        "Also write RFC 8414 metadata at /.well-known/oauth-authorization-server.",
+    ),
 )
 INSTANCE_FIELDS = (
     _f("id", str, "Unique instance id (used in messages and the manifest).", required=True),

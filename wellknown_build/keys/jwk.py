@@ -36,6 +36,7 @@ class JWK:
     thumbprint: str
     certificates: tuple[str, ...] = ()  # x5c: standard base64 DER, leaf first
     x5t_s256: str | None = None
+    spki_kid: str = ""  # the Kubernetes kid, filled in when a relying party needs it
 
     def as_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {

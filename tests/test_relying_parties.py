@@ -1,0 +1,136 @@
+"""Each relying-party rule with a config it accepts and one it rejects, with the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wellknown_build import config, relying_parties
+from wellknown_build.build import build
+from wellknown_build.errors import ConfigError
+
+from .helpers import KEY_MAKERS, PEM, certificate, public_pem, rsa_key, write, write_config
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    folder = tmp_path / "keys"
+    write(folder / "rsa.pem", public_pem(rsa_key()))
+    write(folder / "ec.pem", public_pem(KEY_MAKERS["p256"]()))
+    write(folder / "ed.pem", public_pem(KEY_MAKERS["ed25519"]()))
+    write(
+        folder / "cert.pem",
+        certificate(KEY_MAKERS["p256"]()).public_bytes(
+            __import__(
+                "cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]
+            ).Encoding.PEM
+        ),
+    )
+    return folder
+
+
+def _problems(tmp_path: Path, party: str, issuer: str, keys: str) -> list[str]:
+    path = write_config(
+        tmp_path,
+        f"instances: [{{id: x, issuer: '{issuer}', relying_parties: [{party}], keys: [{keys}]}}]",
+    )
+    try:
+        build(path)
+    except ConfigError as e:
+        return [p.message for p in e.problems]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("party", "issuer", "good", "bad", "reason"),
+    [
+        (
+            "aws-iam",
+            "https://h.example",
+            "{path: keys/ec.pem}",
+            "{path: keys/ed.pem}",
+            "alg EdDSA is not accepted",
+        ),
+        (
+            "aws-iam",
+            "https://h.example:8443",
+            None,
+            "{path: keys/ec.pem}",
+            "the issuer has a port (8443)",
+        ),
+        (
+            "aws-apigateway-http",
+            "https://h.example",
+            "{path: keys/rsa.pem}",
+            "{path: keys/ec.pem}",
+            "EC keys are not accepted (only RSA)",
+        ),
+        (
+            "gcp-wif",
+            "https://h.example",
+            "{path: keys/ec.pem}",
+            "{path: keys/ed.pem}",
+            "OKP keys are not accepted",
+        ),
+        (
+            "gcp-wif",
+            "https://h.example",
+            "{path: keys/cert.pem}",
+            "{path: keys/cert.pem, x5c: true}",
+            "members x5c, x5t#S256 are not accepted",
+        ),
+        (
+            "kubernetes",
+            "https://h.example",
+            "{path: keys/rsa.pem, kid_method: kubernetes}",
+            "{path: keys/rsa.pem}",
+            "is not the key's SPKI hash",
+        ),
+        (
+            "kubernetes",
+            "https://h.example",
+            "{path: keys/ec.pem, kid_method: kubernetes}",
+            "{path: keys/ed.pem, kid_method: kubernetes}",
+            "alg EdDSA is not accepted",
+        ),
+    ],
+)
+def test_rule(
+    tmp_path: Path, keys: Path, party: str, issuer: str, good: str | None, bad: str, reason: str
+) -> None:
+    if good is not None:
+        assert _problems(tmp_path, party, issuer, good) == []
+    (problem,) = _problems(tmp_path, party, issuer, bad)
+    assert problem.startswith(f"{party} would reject this: ")
+    assert reason in problem and "(source: " in problem
+
+
+def test_aws_iam_key_count(tmp_path: Path) -> None:
+    lines = []
+    for i in range(101):
+        write(tmp_path / "keys" / f"{i}.pem", public_pem(KEY_MAKERS["p256"]()))
+        lines.append(f"{{path: keys/{i}.pem}}")
+    assert any(
+        "101 EC keys, more than the 100 accepted" in p
+        for p in _problems(tmp_path, "aws-iam", "https://h.example", ", ".join(lines))
+    )
+    assert _problems(tmp_path, "aws-iam", "https://h.example", ", ".join(lines[:100])) == []
+
+
+def test_unknown_party(tmp_path: Path, keys: Path) -> None:
+    (problem,) = _problems(tmp_path, "aws-iamm", "https://h.example", "{path: keys/ec.pem}")
+    assert "unknown relying party 'aws-iamm'; did you mean 'aws-iam'?" in problem
+
+
+def test_defaults_apply(tmp_path: Path, keys: Path) -> None:
+    path = write_config(
+        tmp_path,
+        "defaults: {relying_parties: [aws-apigateway-http]}\ninstances: [{id: x, issuer: 'https://h.example', keys: [{path: keys/ec.pem}]}]",
+    )
+    with pytest.raises(ConfigError, match="aws-apigateway-http would reject this"):
+        build(path)
+
+
+def test_known_parties_match_the_rules() -> None:
+    assert config.KNOWN_PARTIES == relying_parties.PARTIES
