@@ -19,14 +19,7 @@ def keys(tmp_path: Path) -> Path:
     write(folder / "rsa.pem", public_pem(rsa_key()))
     write(folder / "ec.pem", public_pem(KEY_MAKERS["p256"]()))
     write(folder / "ed.pem", public_pem(KEY_MAKERS["ed25519"]()))
-    write(
-        folder / "cert.pem",
-        certificate(KEY_MAKERS["p256"]()).public_bytes(
-            __import__(
-                "cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]
-            ).Encoding.PEM
-        ),
-    )
+    write(folder / "cert.pem", certificate(KEY_MAKERS["p256"]()).public_bytes(PEM))
     return folder
 
 
