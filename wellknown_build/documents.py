@@ -16,6 +16,7 @@ from .render import Renderer
 JSON_CONTENT_TYPE = "application/json"  # Discovery §4.2; also accepted for JWKS (RFC 7517 §8.5)
 KIND_JWKS = "jwks"
 KIND_DISCOVERY = "openid-configuration"
+KIND_OAUTH = "oauth-authorization-server"
 
 
 @dataclass(frozen=True)
@@ -110,22 +111,47 @@ def check_discovery(document: dict[str, Any], instance: Instance) -> list[str]:
     return problems
 
 
-def discovery_document(instance: Instance, jwks: list[JWK], renderer: Renderer) -> Document:
-    name = f"openid-configuration/{instance.template}.json.j2"
+def metadata_document(
+    instance: Instance, jwks: list[JWK], renderer: Renderer, kind: str, template: str, url: str
+) -> Document:
+    """A metadata document (openid-configuration, RFC 8414) from its template, checked."""
+    name = f"{kind}/{template}.json.j2"
     document = renderer.json_object(name, template_context(instance, jwks))
     problems = check_discovery(document, instance)
     if problems:
         raise TemplateError(f"template {name}: " + "; ".join(problems))
     return Document(
-        path=urls.tree_path(urls.discovery_url(instance.issuer)),
+        path=urls.tree_path(url),
         body=dumps(document),
         content_type=JSON_CONTENT_TYPE,
         cache_control=instance.cache_control,
         instance=instance.id,
-        kind=KIND_DISCOVERY,
+        kind=kind,
     )
 
 
 def instance_documents(instance: Instance, jwks: list[JWK], renderer: Renderer) -> list[Document]:
-    """The JWKS first: it is what the discovery document points at."""
-    return [jwks_document(instance, jwks), discovery_document(instance, jwks, renderer)]
+    """The JWKS first: it is what the metadata documents point at."""
+    documents = [
+        jwks_document(instance, jwks),
+        metadata_document(
+            instance,
+            jwks,
+            renderer,
+            KIND_DISCOVERY,
+            instance.template,
+            urls.discovery_url(instance.issuer),
+        ),
+    ]
+    if instance.oauth_metadata:
+        documents.append(
+            metadata_document(
+                instance,
+                jwks,
+                renderer,
+                KIND_OAUTH,
+                "default",
+                urls.oauth_metadata_url(instance.issuer),
+            )
+        )
+    return documents

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 WELL_KNOWN_OIDC = "/.well-known/openid-configuration"
 WELL_KNOWN_JWKS = "/.well-known/jwks.json"
+WELL_KNOWN_OAUTH = "/.well-known/oauth-authorization-server"
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
@@ -76,6 +77,13 @@ def default_jwks_uri(issuer: str) -> str:
 
 def discovery_url(issuer: str) -> str:
     return issuer.removesuffix("/") + WELL_KNOWN_OIDC
+
+
+def oauth_metadata_url(issuer: str) -> str:
+    """RFC 8414 §3: the well-known segment goes between the host and the issuer's path,
+    whose terminating `/` is removed."""
+    parts = urlsplit(issuer)
+    return f"https://{parts.netloc}{WELL_KNOWN_OAUTH}{parts.path.removesuffix('/')}"
 
 
 def tree_path(url: str) -> str:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..documents import KIND_DISCOVERY, KIND_JWKS
+from ..documents import KIND_DISCOVERY, KIND_JWKS, KIND_OAUTH
 from ..manifest import Entry
 
 CREATE, UPDATE, UNCHANGED, DELETE, KEEP = "create", "update", "unchanged", "delete", "keep"
@@ -69,6 +69,9 @@ class Plan:
 
 
 def kind_of(key: str) -> str:
+    """For objects no longer in the manifest, whose kind only the key tells."""
+    if "/.well-known/oauth-authorization-server" in key:
+        return KIND_OAUTH
     return KIND_DISCOVERY if key.endswith("/openid-configuration") else KIND_JWKS
 
 
