@@ -353,3 +353,95 @@ def keygen(kind: str, out: Path, bits: int, passphrase_env: str | None, kid_meth
     click.echo(f"      - path: {made.public_path}")
     click.echo(f"        kid: {made.kid}")
     click.echo("        status: next")
+
+
+@main.command()
+@OUT
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    envvar="WELLKNOWN_PORT",
+    help="Port on 127.0.0.1.",
+)
+def serve(out: Path, port: int) -> None:
+    """Preview OUT on 127.0.0.1 as the CDN would serve it."""
+    from .serve import PreviewServer
+
+    with _reported():
+        server = PreviewServer(out, port)
+    click.echo(
+        f"serving {out} at {server.base_url}/<host>/<path> (or by Host header); Ctrl-C stops"
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@main.command()
+@OUT
+@click.option(
+    "--instance",
+    "instances",
+    multiple=True,
+    metavar="ID",
+    help="Check only these instances (repeatable).",
+)
+@click.option(
+    "--base-url",
+    envvar="WELLKNOWN_BASE_URL",
+    help="Fetch from here (the preview server, a staging CDN), host as first path segment.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds per request.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Concurrent requests.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def verify(
+    out: Path,
+    instances: tuple[str, ...],
+    base_url: str | None,
+    timeout: float,
+    workers: int,
+    as_json: bool,
+) -> None:
+    """Compare what is served with OUT; exit 1 on drift."""
+    from .verify import verify as run_verify
+
+    with _reported():
+        reports = run_verify(out, instances, base_url, timeout, workers)
+    drifted = [r for r in reports if r.drift]
+    if as_json:
+        click.echo(
+            json.dumps(
+                [{"instance": r.instance, "checked": r.checked, "drift": r.drift} for r in reports],
+                indent=2,
+            )
+        )
+    else:
+        for report in reports:
+            if report.drift:
+                click.echo(f"drift  {report.instance}")
+                for line in report.drift:
+                    click.echo(f"       {line}")
+            else:
+                click.echo(f"ok     {report.instance} ({len(report.checked)} documents)")
+        click.echo(
+            f"{len(reports)} instance(s): {len(reports) - len(drifted)} ok, {len(drifted)} drifted"
+        )
+    if drifted:
+        sys.exit(1)

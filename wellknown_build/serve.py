@@ -27,18 +27,38 @@ class PreviewServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, out: Path, port: int = 0) -> None:
-        found = manifest.read(out)
-        if found is None:
-            raise TreeError(f"{out}: no manifest; run `wellknown-build render` first")
         self.out = out
-        self.files = {entry.path: entry for entry in found.entries}
-        super().__init__((LOOPBACK, port), _Handler)
+        self._stamp: int | None = None
+        self.files: dict[str, manifest.Entry] = {}
+        self._reload()
+        try:
+            super().__init__((LOOPBACK, port), _Handler)
+        except OSError as e:
+            raise TreeError(f"cannot listen on {LOOPBACK}:{port}: {e.strerror}") from None
+
+    def _reload(self) -> None:
+        """Pick up a new render without a restart: the manifest is re-read when it changes."""
+        path = self.out / manifest.MANIFEST_NAME
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise TreeError(
+                f"{self.out}: no manifest; run `wellknown-build render` first"
+            ) from None
+        if stamp != self._stamp:
+            found = manifest.read(self.out)
+            self.files = {entry.path: entry for entry in found.entries} if found else {}
+            self._stamp = stamp
 
     @property
     def base_url(self) -> str:
         return f"http://{LOOPBACK}:{self.server_address[1]}"
 
     def lookup(self, host: str, path: str) -> manifest.Entry | None:
+        try:
+            self._reload()
+        except TreeError:
+            return None
         return self.files.get(host + path) or self.files.get(path.lstrip("/"))
 
 
