@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: install render test lint typecheck pytest bench golden clean
+.PHONY: install render test lint typecheck pytest bench golden schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test: lint typecheck pytest
 
 bench: $(TSTAMP)
 	$(PY) bench/run.py
+
+schema: $(STAMP)
+	$(VENV)/bin/wellknown-build schema > wellknown_build/instances.schema.json
 
 golden: $(STAMP)
 	rm -rf tests/golden/example

@@ -445,3 +445,11 @@ def verify(
         )
     if drifted:
         sys.exit(1)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of instances.yaml (for editors: yaml-language-server)."""
+    from .schema import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))

@@ -23,9 +23,7 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*(?:max-age|s-maxage)\s*=\s*(\d+)")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]+$")
 _RESERVED_DISCOVERY = ("issuer", "jwks_uri")
-# The relying parties relying_parties.py has rules for; kept here so config needs no import
-# of the rules (a test holds the two equal).
-KNOWN_PARTIES = ("aws-apigateway-http", "aws-iam", "gcp-wif", "kubernetes")
+KNOWN_PARTIES = schema.KNOWN_PARTIES
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,10 @@ def _f(name: str, types: type | tuple[type, ...], doc: str, **kw: Any) -> Field:
     return Field(name, types if isinstance(types, tuple) else (types,), doc, **kw)
 
 
+# The relying parties relying_parties.py has rules for; kept here so that validation needs no
+# import of the rules (a test holds the two equal).
+KNOWN_PARTIES = ("aws-apigateway-http", "aws-iam", "gcp-wif", "kubernetes")
+
 _INSTANT = (str, dt.date)  # PyYAML turns unquoted timestamps into date/datetime
 _DURATION = (str, int)
 
@@ -77,6 +81,61 @@ TOP_FIELDS = (
     _f("defaults", dict, "Defaults for every instance (and, under key:, every key)."),
     _f("templates_dir", str, "Folder of your templates, searched before the built-in ones."),
 )
+
+# Where a list's items or a mapping's members are themselves described by a table.
+_NESTED = {
+    "instances": INSTANCE_FIELDS,
+    "keys": KEY_FIELDS,
+    "defaults": DEFAULTS_FIELDS,
+    "key": KEY_DEFAULT_FIELDS,
+}
+_JSON_TYPES: dict[type, dict[str, Any]] = {
+    str: {"type": "string"},
+    bool: {"type": "boolean"},
+    int: {"type": "integer", "minimum": 0},
+    dt.date: {"type": "string", "format": "date-time"},
+}
+
+
+def _field_schema(field: Field) -> dict[str, Any]:
+    nested = _NESTED.get(field.name)
+    if field.types == (list,):
+        items = object_schema(nested) if nested else {"type": "string", "enum": list(KNOWN_PARTIES)}
+        result: dict[str, Any] = {"type": "array", "items": items}
+    elif field.types == (dict,):
+        result = object_schema(nested) if nested else {"type": "object"}
+    elif field.types == (str, dt.date):
+        result = {"type": "string", "description": "ISO 8601 date-time with a timezone, or a date"}
+    else:
+        variants = [_JSON_TYPES[t] for t in field.types]
+        result = variants[0].copy() if len(variants) == 1 else {"anyOf": variants}
+    if field.choices:
+        result["enum"] = list(field.choices)
+    result["description"] = field.doc
+    return result
+
+
+def object_schema(fields: tuple[Field, ...]) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {f.name: _field_schema(f) for f in fields},
+        "additionalProperties": False,
+    }
+    required = [f.name for f in fields if f.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of instances.yaml, for editors (yaml-language-server), from the same
+    tables validation reads."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "wellknown-build instances.yaml",
+        **object_schema(TOP_FIELDS),
+    }
+
 
 _TYPE_NAMES = {
     str: "a string",
