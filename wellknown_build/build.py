@@ -15,7 +15,15 @@ from . import relying_parties
 from .config import Config, Instance, KeySpec, Outline, load_outline
 from .documents import Document, instance_documents
 from .errors import ConfigError, KeyLoadError, Problem, TemplateError
-from .keys import JWK, LoadedKey, allowed_algs, load_key_file, public_jwk, spki_sha256
+from .keys import (
+    JWK,
+    LoadedKey,
+    allowed_algs,
+    load_key_file,
+    passphrase_from_env,
+    public_jwk,
+    spki_sha256,
+)
 from .keys.x509 import with_certificates
 from .lifecycle import select
 from .render import Renderer
@@ -54,13 +62,10 @@ class KeyFiles:
 def _passphrase(spec: KeySpec) -> bytes | None:
     if spec.passphrase_env is None:
         return None
-    value = os.environ.get(spec.passphrase_env)
-    if value is None:
-        raise KeyLoadError(
-            f"the private key is encrypted and environment variable {spec.passphrase_env} "
-            "(passphrase_env) is not set"
-        )
-    return value.encode("utf-8")
+    try:
+        return passphrase_from_env(spec.passphrase_env)
+    except KeyLoadError as e:
+        raise KeyLoadError(f"the private key is encrypted and {e}") from None
 
 
 def instance_jwks(

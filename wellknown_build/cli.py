@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ import click
 
 from . import commands, timing
 from .errors import KeyLoadError, WellknownError
-from .keys import KID_METHODS
+from .keys import KID_METHODS, passphrase_from_env
 from .keys.generate import TYPES as KEY_TYPES
 from .tree import Changes
 
@@ -242,10 +241,7 @@ def _passphrase_source(env: str | None, label: str) -> Callable[[], bytes | None
 
     def ask() -> bytes | None:
         if env:
-            value = os.environ.get(env)
-            if value is None:
-                raise KeyLoadError(f"environment variable {env} (--passphrase-env) is not set")
-            return value.encode()
+            return passphrase_from_env(env, "--passphrase-env")
         if sys.stdin.isatty():
             return str(click.prompt(f"Passphrase for {label}", hide_input=True)).encode()
         return None
@@ -336,14 +332,9 @@ def keygen(kind: str, out: Path, bits: int, passphrase_env: str | None, kid_meth
     from .keys.generate import generate
 
     with _reported():
-        passphrase = None
-        if passphrase_env:
-            value = os.environ.get(passphrase_env)
-            if not value:
-                raise KeyLoadError(
-                    f"environment variable {passphrase_env} (--passphrase-env) is not set"
-                )
-            passphrase = value.encode()
+        passphrase = (
+            passphrase_from_env(passphrase_env, "--passphrase-env") if passphrase_env else None
+        )
         made = generate(kind, out, bits=bits, passphrase=passphrase, kid_method=kid_method)
     click.echo(f"private key: {made.private_path} (mode 0600{', encrypted' if passphrase else ''})")
     click.echo(f"public key:  {made.public_path}")

@@ -34,26 +34,26 @@ KUBERNETES = (
 )
 
 
-def algs_in(allowed: set[str]) -> Check:
+def only(attribute: str, allowed: set[str], noun: str) -> Check:
+    """Every published key's `attribute` (alg, kty) must be one of `allowed`."""
+
     def check(instance: Instance, jwks: Sequence[JWK]) -> list[str]:
         return [
-            f"kid {j.kid}: alg {j.alg} is not accepted (only {', '.join(sorted(allowed))})"
+            f"kid {j.kid}: {noun.format(getattr(j, attribute))} not accepted "
+            f"(only {', '.join(sorted(allowed))})"
             for j in jwks
-            if j.alg not in allowed
+            if getattr(j, attribute) not in allowed
         ]
 
     return check
+
+
+def algs_in(allowed: set[str]) -> Check:
+    return only("alg", allowed, "alg {} is")
 
 
 def kty_in(allowed: set[str]) -> Check:
-    def check(instance: Instance, jwks: Sequence[JWK]) -> list[str]:
-        return [
-            f"kid {j.kid}: {j.kty} keys are not accepted (only {', '.join(sorted(allowed))})"
-            for j in jwks
-            if j.kty not in allowed
-        ]
-
-    return check
+    return only("kty", allowed, "{} keys are")
 
 
 def at_most_per_kty(limits: dict[str, int]) -> Check:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .jwk import JWK, KID_METHODS, allowed_algs, key_type, public_jwk
-from .pem import LoadedKey, PassphraseSource, load_key_file, parse_pem
+from .pem import LoadedKey, PassphraseSource, load_key_file, parse_pem, passphrase_from_env
 from .thumbprint import rfc7638, spki_sha256
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "key_type",
     "load_key_file",
     "parse_pem",
+    "passphrase_from_env",
     "public_jwk",
     "rfc7638",
     "spki_sha256",

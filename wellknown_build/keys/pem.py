@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,14 @@ class LoadedKey:
     public_key: PublicKeyTypes
     source: str  # "private", "public" or "certificate"
     certificates: tuple[x509.Certificate, ...] = ()
+
+
+def passphrase_from_env(name: str, option: str = "passphrase_env") -> bytes:
+    """Secrets come from the environment only, and are never echoed."""
+    value = os.environ.get(name)
+    if not value:
+        raise KeyLoadError(f"environment variable {name} ({option}) is not set")
+    return value.encode("utf-8")
 
 
 def _spki(key: PublicKeyTypes) -> bytes:
