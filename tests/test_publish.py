@@ -397,3 +397,25 @@ def test_missing_bucket(run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy) 
     result = _publish(run, s3_proxy, "no-such-bucket-wkb")
     assert result.exit_code == 1
     assert "NoSuchBucket" in result.output and "does not exist" in result.output
+
+
+def test_slow_attempt_times_out_and_is_retried(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy
+) -> None:
+    import time
+
+    attempts = {"n": 0}
+
+    def slow_first_put(method: str, key: str, headers: Message) -> tuple[int, str] | None:
+        if method == "PUT" and key.endswith("jwks.json"):
+            attempts["n"] += 1
+            if attempts["n"] == 1:
+                time.sleep(3)  # then forwarded: the late write lands too, as on a real network
+        return None
+
+    _render(run, tmp_path, ["a"])
+    s3_proxy.faults.append(slow_first_put)
+    result = _publish(run, s3_proxy, bucket, "--timeout", "1")
+    assert result.exit_code == 0, result.output
+    assert "published: 2 created" in result.output
+    assert attempts["n"] == 2  # the slow attempt, then the retry

@@ -187,6 +187,14 @@ ACLS = (
     envvar="WELLKNOWN_WORKERS_S3",
     help="Concurrent S3 requests.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    envvar="WELLKNOWN_S3_TIMEOUT",
+    help="Seconds per request attempt; slow attempts are retried.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
 def publish(
     bucket: str,
@@ -200,6 +208,7 @@ def publish(
     cloudfront_distribution_id: str | None,
     acl: str | None,
     workers: int,
+    timeout: float,
     as_json: bool,
 ) -> None:
     """Upload OUT to S3: changed JWKS first, then discovery documents, deletes, CDN."""
@@ -222,6 +231,7 @@ def publish(
         distribution_id=cloudfront_distribution_id,
         acl=acl,
         workers=workers,
+        timeout=timeout,
     )
     with _reported():
         result = run_publish(options)

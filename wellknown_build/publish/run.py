@@ -37,6 +37,7 @@ class Options:
     distribution_id: str | None = None
     acl: str | None = None
     workers: int = 16
+    timeout: float = 30.0  # seconds per request attempt
 
 
 @dataclass
@@ -161,6 +162,7 @@ def publish(options: Options) -> Result:
         endpoint_url=options.endpoint_url,
         region=options.region,
         workers=options.workers,
+        timeout=options.timeout,
     )
     state_key = prefix + STATE_NAME
     with ThreadPoolExecutor(options.workers) as pool:

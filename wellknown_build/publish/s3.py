@@ -50,13 +50,13 @@ class Head:
     metadata: dict[str, str]
 
 
-def _client(endpoint_url: str | None, region: str | None, workers: int) -> S3Client:
+def _client(endpoint_url: str | None, region: str | None, workers: int, timeout: float) -> S3Client:
     custom = endpoint_url is not None
     config = botocore.config.Config(
         retries={"mode": "standard", "max_attempts": 5},
         max_pool_connections=workers + 2,
-        connect_timeout=10,
-        read_timeout=30,
+        connect_timeout=min(10.0, timeout),
+        read_timeout=timeout,
         # S3-compatible stores want path-style URLs, and many reject the CRC checksums that
         # boto3 >= 1.36 sends by default (boto/boto3#4392).
         s3={"addressing_style": "path"} if custom else None,
@@ -94,9 +94,10 @@ class Bucket:
         endpoint_url: str | None = None,
         region: str | None = None,
         workers: int = 16,
+        timeout: float = 30.0,
     ) -> None:
         self.name = name
-        self.client = _client(endpoint_url, region, workers)
+        self.client = _client(endpoint_url, region, workers, timeout)
 
     def list(self, prefix: str) -> dict[str, Listed]:
         result: dict[str, Listed] = {}
