@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -272,7 +273,7 @@ def _passphrase_source(env: str | None, label: str) -> Callable[[], bytes | None
 def inspect(pems: tuple[Path, ...], passphrase_env: str | None, as_json: bool) -> None:
     """Type, algorithms, kids and fingerprints of each key file."""
     from .keys import load_key_file
-    from .keys.describe import describe
+    from .keys.describe import describe, text
 
     reports = []
     with _reported():
@@ -286,28 +287,8 @@ def inspect(pems: tuple[Path, ...], passphrase_env: str | None, as_json: bool) -
         click.echo(json.dumps(reports, indent=2))
         return
     for report in reports:
-        click.echo(report["file"])
-        rows = [("type", report["type"]), ("from", f"{report['source']} key")]
-        if report["publishable"]:
-            rows += [
-                ("default alg", report["default_alg"]),
-                ("algs", ", ".join(report["algs"])),
-                ("kid (RFC 7638)", report["kid_rfc7638"]),
-            ]
-        else:
-            rows.append(("not publishable", report["reason"]))
-        rows += [
-            ("kid (kubernetes)", report["kid_kubernetes"]),
-            ("SPKI SHA-256", report["spki_sha256"]),
-        ]
-        for index, cert in enumerate(report.get("certificates", [])):
-            rows += [
-                (f"certificate {index + 1}", cert["subject"]),
-                ("  issuer", cert["issuer"]),
-                ("  valid", f"{cert['not_valid_before']} .. {cert['not_valid_after']}"),
-            ]
-        for name, value in rows:
-            click.echo(f"  {name:<17} {value}")
+        for line in text(report):
+            click.echo(line)
 
 
 @main.command()
@@ -421,29 +402,17 @@ def verify(
     as_json: bool,
 ) -> None:
     """Compare what is served with OUT; exit 1 on drift."""
+    from .verify import summary_lines
     from .verify import verify as run_verify
 
     with _reported():
         reports = run_verify(out, instances, base_url, timeout, workers)
     drifted = [r for r in reports if r.drift]
     if as_json:
-        click.echo(
-            json.dumps(
-                [{"instance": r.instance, "checked": r.checked, "drift": r.drift} for r in reports],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps([asdict(r) for r in reports], indent=2))
     else:
-        for report in reports:
-            if report.drift:
-                click.echo(f"drift  {report.instance}")
-                for line in report.drift:
-                    click.echo(f"       {line}")
-            else:
-                click.echo(f"ok     {report.instance} ({len(report.checked)} documents)")
-        click.echo(
-            f"{len(reports)} instance(s): {len(reports) - len(drifted)} ok, {len(drifted)} drifted"
-        )
+        for line in summary_lines(reports):
+            click.echo(line)
     if drifted:
         sys.exit(1)
 

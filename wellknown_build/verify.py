@@ -175,3 +175,16 @@ def verify(
             reports[instance].checked.append(url)
             reports[instance].drift += drift
     return list(reports.values())
+
+
+def summary_lines(reports: list[InstanceReport]) -> list[str]:
+    lines = []
+    for report in reports:
+        if report.drift:
+            lines.append(f"drift  {report.instance}")
+            lines += [f"       {line}" for line in report.drift]
+        else:
+            lines.append(f"ok     {report.instance} ({len(report.checked)} documents)")
+    drifted = sum(1 for r in reports if r.drift)
+    lines.append(f"{len(reports)} instance(s): {len(reports) - drifted} ok, {drifted} drifted")
+    return lines

@@ -50,3 +50,27 @@ def describe(loaded: LoadedKey) -> dict[str, Any]:
     if loaded.certificates:
         facts["certificates"] = [_certificate(c) for c in loaded.certificates]
     return facts
+
+
+def text(report: dict[str, Any]) -> list[str]:
+    """`inspect`'s lines for a person: the file, then one aligned row per fact."""
+    rows = [("type", report["type"]), ("from", f"{report['source']} key")]
+    if report["publishable"]:
+        rows += [
+            ("default alg", report["default_alg"]),
+            ("algs", ", ".join(report["algs"])),
+            ("kid (RFC 7638)", report["kid_rfc7638"]),
+        ]
+    else:
+        rows.append(("not publishable", report["reason"]))
+    rows += [
+        ("kid (kubernetes)", report["kid_kubernetes"]),
+        ("SPKI SHA-256", report["spki_sha256"]),
+    ]
+    for index, cert in enumerate(report.get("certificates", [])):
+        rows += [
+            (f"certificate {index + 1}", cert["subject"]),
+            ("  issuer", cert["issuer"]),
+            ("  valid", f"{cert['not_valid_before']} .. {cert['not_valid_after']}"),
+        ]
+    return [report["file"], *(f"  {name:<17} {value}" for name, value in rows)]

@@ -9,6 +9,7 @@ import base64
 import binascii
 import os
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.utils import CryptographyDeprecationWarning
 
 from ..errors import KeyLoadError
 
@@ -118,7 +120,10 @@ def parse_pem(data: bytes, passphrase: PassphraseSource) -> LoadedKey:
             der = base64.b64decode(b"".join(body.split()), validate=True)
         except (binascii.Error, ValueError):
             raise KeyLoadError(f"the {label.decode()} block is not valid base64") from None
-        kind, value = _decode(label, der, passphrase)
+        with warnings.catch_warnings():
+            # Loading a DH key warns that FFDH is deprecated; we refuse such keys anyway.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            kind, value = _decode(label, der, passphrase)
         if isinstance(value, x509.Certificate):
             certificates.append(value)
         else:
