@@ -30,6 +30,7 @@ from .render import Renderer
 
 log = logging.getLogger(__name__)
 PARALLEL_FROM = 2000  # instances; below this a fork costs more than it saves
+SLICES_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,13 @@ class KeyFiles:
     """Each key file is read once, however many instances list it."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[Path, str | None], LoadedKey | KeyLoadError] = {}
+        self._cache: dict[tuple[str, str | None], LoadedKey | KeyLoadError] = {}
 
     def load(self, spec: KeySpec) -> LoadedKey:
         cache_key = (spec.path, spec.passphrase_env)
         if cache_key not in self._cache:
             try:
-                self._cache[cache_key] = load_key_file(spec.path, lambda: _passphrase(spec))
+                self._cache[cache_key] = load_key_file(Path(spec.path), lambda: _passphrase(spec))
             except KeyLoadError as e:
                 self._cache[cache_key] = e
         result = self._cache[cache_key]
@@ -223,7 +224,10 @@ def _all_slices(outline: Outline, now: dt.datetime) -> Part:
     global _JOB
     count = len(outline.raw_instances)
     workers = _workers(count)
-    size = -(-count // workers) if count else 1
+    # More slices than workers: results stream back (and are unpickled) while others are
+    # still being built, and a slow slice holds up less.
+    slices = 1 if workers == 1 else workers * SLICES_PER_WORKER
+    size = -(-count // slices) if count else 1
     bounds = [(i, min(i + size, count)) for i in range(0, count, size)]
     _JOB = (outline, now)
     try:
@@ -231,12 +235,12 @@ def _all_slices(outline: Outline, now: dt.datetime) -> Part:
             return _slice(0, count)
         whole = Part([], [], [])
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(len(bounds), mp_context=context) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             # map keeps slice order, so the result is the same as a serial run's.
             starts, stops = zip(*bounds, strict=True)
             for part in pool.map(_slice, starts, stops):
                 whole.extend(part)
-        log.debug("built documents in %d processes", len(bounds))
+        log.debug("built documents in %d slices on %d processes", len(bounds), workers)
         return whole
     finally:
         _JOB = None
