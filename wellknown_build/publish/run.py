@@ -16,7 +16,18 @@ from typing import Any
 from .. import manifest
 from ..errors import PublishError, SafetyLimitError, WellknownError
 from . import cdn
-from .plan import CREATE, DELETE, UPDATE, Action, Plan, Remote, fingerprint, kid_changes, make_plan
+from .plan import (
+    CREATE,
+    DELETE,
+    OWNER,
+    UPDATE,
+    Action,
+    Plan,
+    Remote,
+    fingerprint,
+    kid_changes,
+    make_plan,
+)
 from .s3 import META_FINGERPRINT, META_OWNER, META_SHA256, Bucket, Listed
 
 log = logging.getLogger(__name__)
@@ -117,7 +128,7 @@ def _remote(
     for key, head in zip(to_head, pool.map(bucket.head, to_head), strict=True):
         if head is None:
             continue
-        owned = head.metadata.get(META_OWNER) == "wellknown-build"
+        owned = head.metadata.get(META_OWNER) == OWNER
         remote[key] = Remote(
             key,
             head.etag,
