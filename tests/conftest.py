@@ -7,6 +7,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import settings
+
+# Two shared cores: a wall-clock deadline per example would make property tests flaky.
+settings.register_profile("wellknown", deadline=None)
+settings.load_profile("wellknown")
 
 from wellknown_build.cli import main
 
