@@ -9,14 +9,15 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import settings
 
-# Two shared cores: a wall-clock deadline per example would make property tests flaky.
-settings.register_profile("wellknown", deadline=None)
-settings.load_profile("wellknown")
-
 from wellknown_build.cli import main
 
 from .helpers import KEY_MAKERS, Run, public_pem, write
 from .s3server import Proxy, start_proxy
+
+
+# Two shared cores: a wall-clock deadline per example would make property tests flaky.
+settings.register_profile("wellknown", deadline=None)
+settings.load_profile("wellknown")
 
 
 @pytest.fixture
