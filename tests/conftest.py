@@ -14,7 +14,6 @@ from wellknown_build.cli import main
 from .helpers import KEY_MAKERS, Run, public_pem, write
 from .s3server import Proxy, start_proxy
 
-
 # Two shared cores: a wall-clock deadline per example would make property tests flaky.
 settings.register_profile("wellknown", deadline=None)
 settings.load_profile("wellknown")
