@@ -26,6 +26,17 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 INSTANCES = int(os.environ.get("BENCH_INSTANCES", "10000"))
 
 
+def _once(command: list[str], env: dict[str, str] | None = None) -> float:
+    """Wall time of one run; a failed run stops the benchmark with its output."""
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise SystemExit(
+            f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
+    return time.perf_counter() - start
+
+
 def timed_pair(a: list[str], b: list[str], outs: Path) -> tuple[float, float, Path]:
     """Best of REPEAT runs of each command, interleaved (A B A B ...) so that a slow spell of
     this machine's disk hits both. The output folder is the command's last argument; every
@@ -37,28 +48,16 @@ def timed_pair(a: list[str], b: list[str], outs: Path) -> tuple[float, float, Pa
         for index, command in enumerate((a, b)):
             last = outs / f"{'ab'[index]}{attempt}"
             os.sync()
-            start = time.perf_counter()
-            result = subprocess.run(
-                [*command, str(last)], capture_output=True, text=True, check=False
-            )
-            elapsed = time.perf_counter() - start
-            if result.returncode != 0:
-                raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
-            best[index] = min(best[index], elapsed)
+            best[index] = min(best[index], _once([*command, str(last)]))
     return best[0], best[1], last
 
 
-def timed(command: list[str]) -> tuple[float, str]:
-    best, output = float("inf"), ""
+def timed(command: list[str]) -> float:
+    best = float("inf")
     for _ in range(REPEAT):
         os.sync()
-        start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0:
-            raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
-        best, output = min(best, elapsed), result.stdout + result.stderr
-    return best, output
+        best = min(best, _once(command))
+    return best
 
 
 def files_written_since(folder: Path, since: float) -> int:
@@ -81,7 +80,7 @@ def bench_render() -> None:
         base, ours, ours_out = timed_pair(baseline, render, outs)
         mark = time.time()
         time.sleep(0.01)
-        again, _ = timed([render[0], *render[2:], str(ours_out)])
+        again = timed([render[0], *render[2:], str(ours_out)])
         written = files_written_since(ours_out, mark)
         figures[place] = (base, ours, again, written)
         if place == "disk":
@@ -117,16 +116,6 @@ def _moto_server() -> tuple[subprocess.Popen[bytes], str]:
         except OSError:
             time.sleep(0.1)
     return server, url
-
-
-def _once(command: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if result.returncode != 0:
-        raise SystemExit(
-            f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-        )
-    return time.perf_counter() - start
 
 
 def bench_publish() -> None:

@@ -14,11 +14,10 @@ from pathlib import Path
 from . import relying_parties
 from .config import Config, Instance, KeySpec, Outline, load_outline
 from .documents import Document, instance_documents
-from .errors import ConfigError, KeyLoadError, Problem, TemplateError
+from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
 from .keys import (
     JWK,
     LoadedKey,
-    allowed_algs,
     load_key_file,
     passphrase_from_env,
     public_jwk,
@@ -80,17 +79,6 @@ def instance_jwks(
         name = spec.where.rsplit(".", 1)[-1]
         try:
             loaded = files.load(spec)
-            algs = allowed_algs(loaded.public_key, spec.alg)
-            if spec.alg is not None and spec.alg not in algs:
-                problems.append(
-                    Problem(
-                        f"{spec.where}.alg",
-                        f"{spec.alg} does not fit this key (allowed: {', '.join(algs)}) "
-                        f"({spec.file})",
-                        instance.id,
-                    )
-                )
-                continue
             jwk = public_jwk(
                 loaded.public_key, alg=spec.alg, kid=spec.kid, kid_method=spec.kid_method
             )
@@ -98,6 +86,9 @@ def instance_jwks(
                 jwk = with_certificates(jwk, loaded.certificates)
             if "kubernetes" in instance.relying_parties:
                 jwk = dataclasses.replace(jwk, spki_kid=spki_sha256(loaded.public_key))
+        except AlgError as e:
+            problems.append(Problem(f"{spec.where}.alg", f"{e} ({spec.file})", instance.id))
+            continue
         except KeyLoadError as e:
             problems.append(Problem(spec.where, f"{e} ({spec.file})", instance.id))
             continue

@@ -64,10 +64,11 @@ def dumps(value: Any) -> bytes:
     return (_pretty(value, "") + "\n").encode("utf-8")
 
 
-def jwks_document(instance: Instance, jwks: list[JWK]) -> Document:
+def jwks_document(instance: Instance, jwks: list[JWK], keys: list[dict[str, Any]]) -> Document:
+    """`keys` are the JWKs as published (`jwk.as_dict()`), made once per instance."""
     return Document(
         path=urls.tree_path(instance.jwks_uri),
-        body=dumps({"keys": [jwk.as_dict() for jwk in jwks]}),
+        body=dumps({"keys": keys}),
         content_type=JSON_CONTENT_TYPE,
         cache_control=instance.cache_control,
         instance=instance.id,
@@ -76,18 +77,20 @@ def jwks_document(instance: Instance, jwks: list[JWK]) -> Document:
     )
 
 
-def template_context(instance: Instance, jwks: list[JWK]) -> dict[str, Any]:
+def template_context(
+    instance: Instance, jwks: list[JWK], keys: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "instance_id": instance.id,
         "issuer": instance.issuer,
         "jwks_uri": instance.jwks_uri,
         "algs": sorted({jwk.alg for jwk in jwks}),
-        "keys": [jwk.as_dict() for jwk in jwks],
+        "keys": keys,
         "discovery": dict(instance.discovery),
     }
 
 
-def check_discovery(document: dict[str, Any], instance: Instance) -> list[str]:
+def check_metadata(document: dict[str, Any], instance: Instance) -> list[str]:
     """What a template produced that relying parties would reject."""
     problems = []
     if document.get("issuer") != instance.issuer:
@@ -112,12 +115,17 @@ def check_discovery(document: dict[str, Any], instance: Instance) -> list[str]:
 
 
 def metadata_document(
-    instance: Instance, jwks: list[JWK], renderer: Renderer, kind: str, template: str, url: str
+    instance: Instance,
+    context: dict[str, Any],
+    renderer: Renderer,
+    kind: str,
+    template: str,
+    url: str,
 ) -> Document:
     """A metadata document (openid-configuration, RFC 8414) from its template, checked."""
     name = f"{kind}/{template}.json.j2"
-    document = renderer.json_object(name, template_context(instance, jwks))
-    problems = check_discovery(document, instance)
+    document = renderer.json_object(name, context)
+    problems = check_metadata(document, instance)
     if problems:
         raise TemplateError(f"template {name}: " + "; ".join(problems))
     return Document(
@@ -132,11 +140,13 @@ def metadata_document(
 
 def instance_documents(instance: Instance, jwks: list[JWK], renderer: Renderer) -> list[Document]:
     """The JWKS first: it is what the metadata documents point at."""
+    keys = [jwk.as_dict() for jwk in jwks]
+    context = template_context(instance, jwks, keys)
     documents = [
-        jwks_document(instance, jwks),
+        jwks_document(instance, jwks, keys),
         metadata_document(
             instance,
-            jwks,
+            context,
             renderer,
             KIND_DISCOVERY,
             instance.template,
@@ -147,7 +157,7 @@ def instance_documents(instance: Instance, jwks: list[JWK], renderer: Renderer) 
         documents.append(
             metadata_document(
                 instance,
-                jwks,
+                context,
                 renderer,
                 KIND_OAUTH,
                 "default",

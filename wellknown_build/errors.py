@@ -53,6 +53,10 @@ class KeyLoadError(WellknownError):
     """A key file that cannot become a published JWK; raised inside keys/, located by config."""
 
 
+class AlgError(KeyLoadError):
+    """An alg that the key cannot sign with; located at the key's `alg` field."""
+
+
 class TemplateError(WellknownError):
     """A template that is missing, fails to render, or renders an invalid document."""
 

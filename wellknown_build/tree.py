@@ -84,7 +84,9 @@ def compare(out: Path, documents: Sequence[Document]) -> Changes:
     if out.exists() and not out.is_dir():
         raise TreeError(f"{out} exists and is not a folder")
     paths = _Paths(out)
-    previous = manifest.read(out) if out.is_dir() else None
+    manifest_path = str(out / manifest.MANIFEST_NAME)
+    old_manifest = _current(manifest_path) if out.is_dir() else None
+    previous = manifest.parse(old_manifest, manifest_path) if old_manifest is not None else None
     created: list[str] = []
     updated: list[str] = []
     pending: list[tuple[str, bytes]] = []
@@ -104,7 +106,6 @@ def compare(out: Path, documents: Sequence[Document]) -> Changes:
         if p not in wanted and os.path.isfile(paths(p))
     ]
     new_manifest = manifest.Manifest.of(documents).to_bytes()
-    old_manifest = _current(str(out / manifest.MANIFEST_NAME)) if out.is_dir() else None
     return Changes(
         tuple(created),
         tuple(updated),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .jwk import JWK, KID_METHODS, allowed_algs, key_type, public_jwk
+from .jwk import JWK, KID_METHODS, key_type, public_jwk
 from .pem import LoadedKey, PassphraseSource, load_key_file, parse_pem, passphrase_from_env
 from .thumbprint import rfc7638, spki_sha256
 
@@ -11,7 +11,6 @@ __all__ = [
     "KID_METHODS",
     "LoadedKey",
     "PassphraseSource",
-    "allowed_algs",
     "key_type",
     "load_key_file",
     "parse_pem",

@@ -8,7 +8,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import dsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from ..errors import KeyLoadError
+from ..errors import AlgError, KeyLoadError
 from .ec import EC
 from .okp import OKP
 from .rsa import RSA
@@ -64,11 +64,6 @@ def key_type(key: PublicKeyTypes) -> KeyType:
     raise KeyLoadError(f"{type(key).__name__} is not a supported key type")
 
 
-def allowed_algs(key: PublicKeyTypes, requested: str | None = None) -> tuple[str, ...]:
-    """The algorithms this key may publish, the default first; raises for refused keys."""
-    return key_type(key).algs(key, requested)
-
-
 def public_jwk(
     key: PublicKeyTypes,
     *,
@@ -81,9 +76,7 @@ def public_jwk(
     if alg is None:
         alg = algs[0]
     elif alg not in algs:
-        raise KeyLoadError(
-            f"{alg} does not fit an {kind.describe(key)} key (allowed: {', '.join(algs)})"
-        )
+        raise AlgError(f"{alg} does not fit this key (allowed: {', '.join(algs)})")
     members = kind.members(key)
     thumbprint = rfc7638({"kty": kind.kty, **members})
     if kid is None:
