@@ -1,0 +1,76 @@
+"""Reading input files: regular files only, with a size cap.
+
+A key or config path may point at /dev/zero, /dev/urandom or a FIFO; reading those whole hangs
+or eats memory. Every input file is opened without blocking, checked to be a regular file, and
+read up to a limit that no real input comes near.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+MiB = 1024 * 1024
+CONFIG_LIMIT = 512 * MiB  # one YAML/JSON file; 1,000,000 instances are about 150 MB
+KEY_LIMIT = 1 * MiB  # a PEM file: a long certificate chain is a few tens of KB
+DOCUMENT_LIMIT = 16 * MiB  # one rendered document or a template
+
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # absent on Windows, where FIFOs are not files
+_BINARY = getattr(os, "O_BINARY", 0)
+
+
+class InputFileError(OSError):
+    """Not a readable regular file, or larger than its limit; `reason` says which."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes.
+
+    Raises FileNotFoundError if it does not exist and InputFileError for anything else that
+    goes wrong (a folder, a device, a FIFO, too large, unreadable), with a reason to show."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | _NONBLOCK | _BINARY)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise InputFileError(name, "is a folder, not a file") from None
+    except OSError as e:
+        raise InputFileError(name, f"cannot be read ({e.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputFileError(name, "is a folder, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputFileError(name, "is not a regular file (a device, FIFO or socket)")
+        if info.st_size > limit:
+            raise InputFileError(name, f"is larger than {_size(limit)}")
+        chunks: list[bytes] = []
+        total = 0
+        while True:  # the file may grow while it is read: the limit holds anyway
+            chunk = os.read(fd, min(limit + 1 - total, 4 * MiB) or 1)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise InputFileError(name, f"is larger than {_size(limit)}")
+        return b"".join(chunks)
+    except InputFileError:
+        raise
+    except OSError as e:
+        raise InputFileError(name, f"cannot be read ({e.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // MiB} MiB" if limit >= MiB else f"{limit} bytes"
