@@ -1,4 +1,4 @@
-"""Large configs are built in several processes; the result must not depend on it."""
+"""One run reports every problem, in file order: config problems and key problems together."""
 
 from __future__ import annotations
 
@@ -12,43 +12,48 @@ from wellknown_build.errors import ConfigError
 from .helpers import KEY_MAKERS, public_pem, write, write_config
 
 
-def _config(tmp_path: Path, broken: bool) -> Path:
+def _config(tmp_path: Path) -> Path:
     lines = ["instances:"]
-    for i in range(9):
+    for i in range(6):
         write(tmp_path / "keys" / f"{i}.pem", public_pem(KEY_MAKERS["ed25519"]()))
-        scheme = "http" if broken and i in (2, 7) else "https"
+        scheme = "http" if i in (2, 4) else "https"
+        key = "keys/missing.pem" if i in (4, 5) else f"keys/{i}.pem"
         lines.append(
-            f"  - {{id: i{i}, issuer: '{scheme}://h{i}.example/t', keys: [{{path: keys/{i}.pem}}]}}"
+            f"  - {{id: i{i}, issuer: '{scheme}://h{i}.example/t', keys: [{{path: {key}}}]}}"
         )
-    if broken:
-        lines.append("  - {id: i1, issuer: 'https://h1.example/t', keys: [{path: keys/1.pem}]}")
+    lines.append("  - {id: i1, issuer: 'https://h1.example/t', keys: [{path: keys/1.pem}]}")
     return write_config(tmp_path, "\n".join(lines) + "\n")
 
 
-def test_parallel_build_equals_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = _config(tmp_path, broken=False)
-    monkeypatch.setenv("WELLKNOWN_WORKERS", "1")
-    serial = build(config)
-    monkeypatch.setenv("WELLKNOWN_WORKERS", "3")
-    parallel = build(config)
-    assert parallel.documents == serial.documents
-    assert parallel.config.instances == serial.config.instances
+def test_config_and_key_problems_in_one_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(_config(tmp_path))
+    found = [(p.path, p.line) for p in info.value.problems]
+    assert found == [
+        ("instances[2].issuer", 4),
+        # instance 4 has a config problem, yet its missing key is reported in the same run
+        ("instances[4].issuer", 6),
+        ("instances[4].keys[0]", 6),
+        ("instances[5].keys[0]", 7),
+        ("instances[6].id", 8),
+    ]
 
 
-def test_parallel_problems_equal_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = _config(tmp_path, broken=True)
-    found = []
-    for workers in ("1", "3"):
-        monkeypatch.setenv("WELLKNOWN_WORKERS", workers)
-        with pytest.raises(ConfigError) as info:
-            build(config)
-        found.append(info.value.problems)
-    assert found[0] == found[1]
-    paths = [p.path for p in found[0]]
-    assert paths == [
-        "instances[9].id",
-        "instances[2].issuer",
-        "instances[7].issuer",
-        "instances[9]",
-        "instances[9]",
+def test_a_bad_default_is_one_problem(tmp_path: Path) -> None:
+    write(tmp_path / "keys" / "a.pem", public_pem(KEY_MAKERS["ed25519"]()))
+    instances = "".join(
+        f"  - {{id: i{i}, issuer: 'https://h{i}.example', keys: [{{path: keys/a.pem}}]}}\n"
+        for i in range(50)
+    )
+    config = write_config(
+        tmp_path,
+        "defaults: {token_lifetime: 1 fortnight, relying_parties: [aws-iamm], "
+        'cache_control: "a\\nb"}\ninstances:\n' + instances,
+    )
+    with pytest.raises(ConfigError) as info:
+        build(config)
+    assert [p.path for p in info.value.problems] == [
+        "defaults.cache_control",
+        "defaults.relying_parties",
+        "defaults.token_lifetime",
     ]

@@ -46,7 +46,7 @@ def test_defaults_cascade(tmp_path: Path, ed_key: Path) -> None:
             """,
         )
     )
-    one, two = config.instances
+    one, two = config.config.instances
     assert (one.template, one.cache_control, dict(one.discovery)) == (
         "minimal",
         "max-age=60",
@@ -80,13 +80,13 @@ def test_all_problems_reported_at_once(tmp_path: Path, ed_key: Path) -> None:
             """,
         )
     )
-    assert problems == [
+    assert problems == [  # in file order
         "instances[0].issuer: issuer must use https (got 'http') [instance a]",
-        "instances[2].keyz: unknown field in instances[2]; did you mean 'keys'? "
-        "(known: id, issuer, keys, jwks_uri, template, discovery, cache_control, token_lifetime, cache_ttl, relying_parties, oauth_metadata) [instance c]",
-        "instances[2].keys: is required [instance c]",
         "instances[1].keys[0].alg: ES256 does not fit this key (allowed: RS256, RS384, RS512, "
         "PS256, PS384, PS512) (keys/rsa.pem) [instance b]",
+        "instances[2].keys: is required [instance c]",
+        "instances[2].keyz: unknown field in instances[2]; did you mean 'keys'? "
+        "(known: id, issuer, keys, jwks_uri, template, discovery, cache_control, token_lifetime, cache_ttl, relying_parties, oauth_metadata) [instance c]",
     ]
 
 
@@ -200,7 +200,7 @@ def test_key_file_problems(tmp_path: Path) -> None:
               - {path: keys/enc.pem, passphrase_env: WKB_TEST_UNSET_VAR}
         """,
     )
-    assert problems[0].startswith("instances[0].keys[0]: key file not found:")
+    assert problems[0] == "instances[0].keys[0]: key file not found (keys/missing.pem) [instance x]"
     assert problems[1:] == [
         "instances[0].keys[1]: no PEM block found (keys/bad.pem) [instance x]",
         "instances[0].keys[2]: the private key is encrypted; set passphrase_env (keys/enc.pem) [instance x]",
@@ -228,17 +228,20 @@ def test_passphrase_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("instances: [\n  {id: x\n", "line 3, column 1: YAML syntax error"),
+        (
+            "instances: [\n  {id: x\n",
+            "instances.yaml:2: YAML syntax error at column 3: unclosed bracket",
+        ),
         (
             "instances: []\ninstances: []\n",
-            "line 2, column 1: YAML syntax error: duplicate key 'instances'",
+            "instances.yaml:2: duplicate mapping key: 'instances'",
         ),
         ("- a\n- b\n", "top level: must be a mapping"),
         ("instances: []\n", "instances: must list at least one instance"),
         ("instance: []\n", "instance: unknown field in top level; did you mean 'instances'?"),
         (
             "instances: [{id: 1, issuer: https://h, keys: []}]",
-            "instances[0].id: must be a string, got int 1",
+            "instances[0].id: must be a string, got the whole number 1",
         ),
         (
             "defaults: {key: {kid_method: kube}}\ninstances: []",

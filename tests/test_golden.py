@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from wellknown_build.commands import render
+from wellknown_build.commands.render import render
+from wellknown_build.tree import LOCK_NAME
 
 from .helpers import GOLDEN, ROOT
 
 
 def _files(folder: Path) -> dict[str, bytes]:
+    """Every file but the render lock (an empty file the OS locks while a render runs)."""
     return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != LOCK_NAME
     }
 
 

@@ -108,7 +108,7 @@ def test_default_cache_ttl_from_cache_control(tmp_path: Path, keys: None) -> Non
     ("field", "value", "message"),
     [
         ("not_before", "'2026-12-01T00:00:00'", "has no timezone"),
-        ("not_before", "'yesterday'", "not an ISO 8601 date-time"),
+        ("not_before", "'yesterday'", "not an RFC 3339 date-time"),
         ("status", "expired", "'expired' is not one of next, active, retired"),
         ("not_after", "2020-01-01", "must be later than not_before"),
     ],
@@ -135,10 +135,37 @@ def test_durations() -> None:
         5400,
         86400,
     ]
-    for bad in ("1 week", "-5", "PT", True):
+    assert [parse_duration(v) for v in ("300", "2w", "P2W", " 5 m ")] == [
+        300,
+        1209600,
+        1209600,
+        300,
+    ]
+    for bad in ("1 fortnight", "-5", "PT", True, 3.0, "P", "1h30m", "٣"):
         with pytest.raises(ValueError, match="not a duration"):
             parse_duration(bad)
-    assert parse_instant(dt.date(2026, 12, 1)) == dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    with pytest.raises(ValueError, match="longer than 100 years"):
+        parse_duration("40000d")
+    midnight = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    for same in (
+        "2026-12-01",
+        "2026-12-01T00:00:00Z",
+        "2026-12-01t00:00:00z",
+        "2026-12-01 01:00:00+01:00",
+        "2026-12-01T00:00:00.000000Z",
+        "2026-12-01T01:00:00+0100",
+    ):
+        assert parse_instant(same) == midnight, same
+    for bad in (
+        "2026-02-30",
+        "2026-12-01T00:00:00",
+        "2026-13-01",
+        "yesterday",
+        20261201,
+        "2026-12-01T25:00:00Z",
+    ):
+        with pytest.raises(ValueError):
+            parse_instant(bad)
 
 
 def test_cli_now_and_strict(run: Run, tmp_path: Path, keys: None) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from wellknown_build import config, relying_parties
 from wellknown_build.build import build
 from wellknown_build.errors import ConfigError
 
@@ -124,6 +123,3 @@ def test_defaults_apply(tmp_path: Path, keys: Path) -> None:
     with pytest.raises(ConfigError, match="aws-apigateway-http would reject this"):
         build(path)
 
-
-def test_known_parties_match_the_rules() -> None:
-    assert config.KNOWN_PARTIES == relying_parties.PARTIES

@@ -5,14 +5,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import relying_parties
-from .config import Config, Instance, KeySpec, Outline, load_outline
+from .config import load
 from .documents import Document, instance_documents
 from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
 from .keys import (
@@ -25,11 +22,10 @@ from .keys import (
 )
 from .keys.x509 import with_certificates
 from .lifecycle import select
-from .render import Renderer
+from .model import Config, Instance, KeySpec
+from .templating import Renderer
 
 log = logging.getLogger(__name__)
-PARALLEL_FROM = 2000  # instances; below this a fork costs more than it saves
-SLICES_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -37,7 +33,6 @@ class Build:
     config: Config
     documents: tuple[Document, ...]
     warnings: tuple[Problem, ...] = ()
-    notices: tuple[Problem, ...] = ()
 
 
 class KeyFiles:
@@ -151,90 +146,30 @@ def _collisions(documents: list[Document], where: dict[str, str]) -> list[Proble
     return problems
 
 
-# The configuration being built and the render instant, shared with forked workers by
-# inheritance rather than by pickling 10,000 instances into them.
-_JOB: tuple[Outline, dt.datetime] | None = None
-
-
-@dataclass
-class Part:
-    """What a slice of the instances yields."""
-
-    instances: list[Instance]
-    documents: list[Document]
-    problems: list[Problem]
-    notices: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-
-    def extend(self, other: Part) -> None:
-        self.instances += other.instances
-        self.documents += other.documents
-        self.problems += other.problems
-        self.notices += other.notices
-        self.warnings += other.warnings
-
-
-def _slice(start: int, stop: int) -> Part:
-    """Validate, load keys and make documents for instances [start, stop): independent of
-    every other instance, so slices can run in separate processes."""
-    assert _JOB is not None
-    outline, now = _JOB
-    instances, problems = outline.instances(start, stop)
-    part = Part(instances, [], problems)
-    renderer = Renderer(outline.templates_dir)
-    files = KeyFiles()
-    for instance in instances:
-        before = len(problems)
-        keyed = instance_jwks(instance, files, problems)
-        if len(problems) > before:
-            continue
-        outcome = select(instance, keyed, now)
-        part.notices += outcome.notices
-        part.warnings += outcome.warnings
-        problems += outcome.errors + relying_parties.check(instance, outcome.published)
-        if len(problems) > before:
-            continue
-        try:
-            part.documents += instance_documents(instance, outcome.published, renderer)
-        except TemplateError as e:
-            problems.append(Problem(f"{instance.where}.template", str(e), instance.id))
-    return part
-
-
-def _workers(instances: int) -> int:
-    """Processes to share the per-instance work: worth a fork only for large configs."""
-    wanted = os.environ.get("WELLKNOWN_WORKERS")
-    if wanted:
-        return max(1, int(wanted))
-    if instances < PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    return min(len(os.sched_getaffinity(0)), 4)
-
-
-def _all_slices(outline: Outline, now: dt.datetime) -> Part:
-    global _JOB
-    count = len(outline.raw_instances)
-    workers = _workers(count)
-    # More slices than workers: results stream back (and are unpickled) while others are
-    # still being built, and a slow slice holds up less.
-    slices = 1 if workers == 1 else workers * SLICES_PER_WORKER
-    size = -(-count // slices) if count else 1
-    bounds = [(i, min(i + size, count)) for i in range(0, count, size)]
-    _JOB = (outline, now)
+def _documents(
+    instance: Instance,
+    files: KeyFiles,
+    renderer: Renderer,
+    now: dt.datetime,
+    problems: list[Problem],
+    notices: list[Problem],
+    warnings: list[Problem],
+) -> list[Document]:
+    before = len(problems)
+    keyed = instance_jwks(instance, files, problems)
+    if len(problems) > before:
+        return []
+    outcome = select(instance, keyed, now)
+    notices += outcome.notices
+    warnings += outcome.warnings
+    problems += outcome.errors + relying_parties.check(instance, outcome.published)
+    if len(problems) > before:
+        return []
     try:
-        if len(bounds) <= 1:
-            return _slice(0, count)
-        whole = Part([], [], [])
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            # map keeps slice order, so the result is the same as a serial run's.
-            starts, stops = zip(*bounds, strict=True)
-            for part in pool.map(_slice, starts, stops):
-                whole.extend(part)
-        log.debug("built documents in %d slices on %d processes", len(bounds), workers)
-        return whole
-    finally:
-        _JOB = None
+        return instance_documents(instance, outcome.published, renderer)
+    except TemplateError as e:
+        problems.append(Problem(f"{instance.where}.template", str(e), instance.id))
+        return []
 
 
 def build(config_path: Path, now: dt.datetime | None = None) -> Build:
@@ -242,16 +177,31 @@ def build(config_path: Path, now: dt.datetime | None = None) -> Build:
 
     `now` fixes the clock the rotation rules read (default: the current time)."""
     moment = now or dt.datetime.now(dt.timezone.utc)
-    outline = load_outline(config_path)
-    part = _all_slices(outline, moment)
-    config = Config(config_path, tuple(part.instances), outline.templates_dir)
-    problems = [*outline.problems, *part.problems]
-    problems += _collisions(part.documents, {i.id: i.where for i in part.instances})
-    if problems:
+    loaded = load(config_path)
+    problems = list(loaded.problems)
+    files = KeyFiles()
+    key_problems: list[Problem] = []
+    renderer = Renderer(loaded.config.templates_dir)
+    documents: list[Document] = []
+    notices: list[Problem] = []
+    warnings: list[Problem] = []
+    for instance, valid in loaded.readable:
+        if valid:
+            documents += _documents(
+                instance, files, renderer, moment, key_problems, notices, warnings
+            )
+        else:  # it has other problems: report those of its keys in the same run
+            instance_jwks(instance, files, key_problems)
+    instances = loaded.config.instances
+    key_problems += _collisions(documents, {i.id: i.where for i in instances})
+    problems += loaded.source.locate(key_problems)
+    if problems:  # in file order; a stable sort keeps each line's problems as found
+        problems.sort(key=lambda p: p.line or 0)
         raise ConfigError(str(config_path), problems)
-    for notice in part.notices:
-        log.info("%s: %s", config_path, notice)
-    for warning in part.warnings:
-        log.warning("%s: %s", config_path, warning)
-    log.debug("built %d documents for %d instances", len(part.documents), len(part.instances))
-    return Build(config, tuple(part.documents), tuple(part.warnings), tuple(part.notices))
+    for notice in loaded.source.locate(notices):
+        log.info("%s", notice.located(str(config_path)))
+    located = tuple(loaded.source.locate(warnings))
+    for warning in located:
+        log.warning("%s", warning.located(str(config_path)))
+    log.debug("built %d documents for %d instances", len(documents), len(instances))
+    return Build(loaded.config, tuple(documents), located)

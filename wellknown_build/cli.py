@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from . import commands, timing
-from .errors import KeyLoadError, WellknownError
-from .keys import KID_METHODS, passphrase_from_env
+from . import jsondoc, timing
+from .commands.render import check as run_check
+from .commands.render import render as run_render
+from .commands.validate import validate as run_validate
+from .errors import WellknownError
+from .keys import KID_METHODS
 from .keys.generate import TYPES as KEY_TYPES
+from .publish.options import ACLS, endpoint_problem, prefix_problem
 from .tree import Changes
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextmanager
@@ -38,6 +44,45 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    click.get_current_context().find_root().meta["wellknown.quiet"] = quiet
+
+
+def _say(message: str) -> None:
+    """A summary line on stdout, unless -q."""
+    if not click.get_current_context().find_root().meta.get("wellknown.quiet"):
+        click.echo(message)
+
+
+def _verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    root = ctx.find_root()
+    verbose = int(root.meta.get("wellknown.verbose", 0))
+    quiet = bool(root.meta.get("wellknown.quiet", False))
+    if param.name == "verbose" and value:
+        verbose = value
+    if param.name == "quiet" and value:
+        quiet = True
+    root.meta["wellknown.verbose"] = verbose
+    _setup_logging(verbose, quiet)
+
+
+def _verbosity_options(command: F) -> F:
+    """-v/-q, accepted before the command and after it (`wellknown-build render -q ...`)."""
+    command = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_verbosity,
+        help="Only warnings and errors; no summary.",
+    )(command)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_verbosity,
+        help="Say more (debug logging).",
+    )(command)
 
 
 CONFIG = click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -51,13 +96,13 @@ OUT = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="Say more.")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
+@_verbosity_options
 @click.version_option(package_name="wellknown-build")
-def main(verbose: int, quiet: bool) -> None:
+def main() -> None:
     """Render and publish OpenID discovery documents and JWKS as static files."""
-    _setup_logging(verbose, quiet)
 
 
 def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
@@ -82,6 +127,7 @@ STRICT = click.option(
 
 
 @main.command()
+@_verbosity_options
 @CONFIG
 @OUT
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if OUT is not up to date.")
@@ -91,23 +137,25 @@ def render(config: Path, out: Path, check: bool, now: dt.datetime | None, strict
     """Render CONFIG into OUT/<host>/<issuer path>/.well-known/."""
     with _reported():
         if check:
-            result = commands.check(config, out, now, strict)
+            result = run_check(config, out, now, strict)
             _report_check(out, result.changes)
             return
-        result = commands.render(config, out, now, strict)
+        result = run_render(config, out, now, strict)
     instances = len(result.build.config.instances)
-    click.echo(f"rendered {instances} instance(s) into {out}: {result.changes.summary()}")
+    _say(f"rendered {instances} instance(s) into {out}: {result.changes.summary()}")
 
 
 def _report_check(out: Path, changes: Changes) -> None:
     if changes.clean:
-        click.echo(f"{out} is up to date ({changes.unchanged} files)")
+        _say(f"{out} is up to date ({changes.unchanged} files)")
         return
     lines: list[str] = []
     for sign, paths in (("+", changes.created), ("~", changes.updated), ("-", changes.removed)):
         lines += [f"  {sign} {p}" for p in paths]
     if changes.manifest_changed and not lines:
         lines.append("  ~ manifest")
+    if changes.interrupted:
+        lines.append("  ! an earlier render stopped midway (kill or crash); render again")
     click.echo(f"{out} is not up to date: {changes.summary()}", err=True)
     for line in lines:
         click.echo(line, err=True)
@@ -115,27 +163,30 @@ def _report_check(out: Path, changes: Changes) -> None:
 
 
 @main.command()
+@_verbosity_options
 @CONFIG
 @NOW
 @STRICT
 def validate(config: Path, now: dt.datetime | None, strict: bool) -> None:
     """Run every check on CONFIG; write nothing."""
     with _reported():
-        result = commands.validate(config, now, strict)
+        result = run_validate(config, now, strict)
     keys = sum(len(i.keys) for i in result.config.instances)
-    click.echo(f"{config}: {len(result.config.instances)} instance(s), {keys} key(s): ok")
+    _say(f"{config}: {len(result.config.instances)} instance(s), {keys} key(s): ok")
 
 
-ACLS = (
-    "private",
-    "public-read",
-    "authenticated-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-)
+def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        reason = rule(value) if value is not None else None
+        if reason:
+            raise click.BadParameter(reason)
+        return value
+
+    return callback
 
 
 @main.command()
+@_verbosity_options
 @click.option(
     "--bucket", required=True, envvar="WELLKNOWN_BUCKET", help="Bucket name (env WELLKNOWN_BUCKET)."
 )
@@ -144,11 +195,13 @@ ACLS = (
     "--prefix",
     default="",
     envvar="WELLKNOWN_PREFIX",
+    callback=_checked_by(prefix_problem),
     help="Key prefix, e.g. 'site/' (env WELLKNOWN_PREFIX).",
 )
 @click.option(
     "--endpoint-url",
     envvar="WELLKNOWN_ENDPOINT_URL",
+    callback=_checked_by(endpoint_problem),
     help="S3-compatible endpoint (env WELLKNOWN_ENDPOINT_URL).",
 )
 @click.option("--region", envvar="WELLKNOWN_REGION", help="Bucket region (env WELLKNOWN_REGION).")
@@ -216,10 +269,6 @@ def publish(
     from .publish import Options, report
     from .publish import publish as run_publish
 
-    if prefix.startswith("/") or (prefix and not prefix.endswith("/")):
-        raise click.BadParameter(
-            "must not start with '/' and must end with '/'", param_hint="--prefix"
-        )
     options = Options(
         bucket=bucket,
         out=out,
@@ -237,30 +286,18 @@ def publish(
     with _reported():
         result = run_publish(options)
     if as_json:
-        click.echo(json.dumps(report.as_json(result), indent=2))
+        click.echo(jsondoc.dumps(report.as_json(result)), nl=False)
     else:
         for line in report.lines(result, f"s3://{bucket}/{prefix}"):
-            click.echo(line)
-        click.echo(report.summary(result))
+            _say(line)
+        _say(report.summary(result))
     if result.error:
         click.echo(f"error: {result.error}", err=True)
         sys.exit(1)
 
 
-def _passphrase_source(env: str | None, label: str) -> Callable[[], bytes | None]:
-    """From the named environment variable, else a hidden prompt on a terminal."""
-
-    def ask() -> bytes | None:
-        if env:
-            return passphrase_from_env(env, "--passphrase-env")
-        if sys.stdin.isatty():
-            return str(click.prompt(f"Passphrase for {label}", hide_input=True)).encode()
-        return None
-
-    return ask
-
-
 @main.command()
+@_verbosity_options
 @click.argument(
     "pems", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -272,19 +309,13 @@ def _passphrase_source(env: str | None, label: str) -> Callable[[], bytes | None
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def inspect(pems: tuple[Path, ...], passphrase_env: str | None, as_json: bool) -> None:
     """Type, algorithms, kids and fingerprints of each key file."""
-    from .keys import load_key_file
-    from .keys.describe import describe, text
+    from .commands.inspect import inspect as run_inspect
+    from .keys.describe import text
 
-    reports = []
     with _reported():
-        for pem in pems:
-            try:
-                loaded = load_key_file(pem, _passphrase_source(passphrase_env, str(pem)))
-            except KeyLoadError as e:
-                raise KeyLoadError(f"{pem}: {e}") from None
-            reports.append({"file": str(pem), **describe(loaded)})
+        reports = run_inspect(pems, passphrase_env)
     if as_json:
-        click.echo(json.dumps(reports, indent=2))
+        click.echo(jsondoc.dumps(reports), nl=False)
         return
     for report in reports:
         for line in text(report):
@@ -292,6 +323,7 @@ def inspect(pems: tuple[Path, ...], passphrase_env: str | None, as_json: bool) -
 
 
 @main.command()
+@_verbosity_options
 @click.option("--type", "kind", required=True, type=click.Choice(KEY_TYPES), help="Key type.")
 @click.option(
     "--out",
@@ -320,14 +352,11 @@ def inspect(pems: tuple[Path, ...], passphrase_env: str | None, as_json: bool) -
 )
 def keygen(kind: str, out: Path, bits: int, passphrase_env: str | None, kid_method: str) -> None:
     """Create a signing key (mode 0600, never overwriting) and its public PEM."""
-    from .keys.generate import generate
+    from .commands.keygen import keygen as run_keygen
 
     with _reported():
-        passphrase = (
-            passphrase_from_env(passphrase_env, "--passphrase-env") if passphrase_env else None
-        )
-        made = generate(kind, out, bits=bits, passphrase=passphrase, kid_method=kid_method)
-    click.echo(f"private key: {made.private_path} (mode 0600{', encrypted' if passphrase else ''})")
+        made, encrypted = run_keygen(kind, out, bits, passphrase_env, kid_method)
+    click.echo(f"private key: {made.private_path} (mode 0600{', encrypted' if encrypted else ''})")
     click.echo(f"public key:  {made.public_path}")
     click.echo(f"kid:         {made.kid}")
     click.echo(f"alg:         {made.alg}")
@@ -338,6 +367,7 @@ def keygen(kind: str, out: Path, bits: int, passphrase_env: str | None, kid_meth
 
 
 @main.command()
+@_verbosity_options
 @OUT
 @click.option(
     "--port",
@@ -365,6 +395,7 @@ def serve(out: Path, port: int) -> None:
 
 
 @main.command()
+@_verbosity_options
 @OUT
 @click.option(
     "--instance",
@@ -409,7 +440,7 @@ def verify(
         reports = run_verify(out, instances, base_url, timeout, workers)
     drifted = [r for r in reports if r.drift]
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in reports], indent=2))
+        click.echo(jsondoc.dumps([asdict(r) for r in reports]), nl=False)
     else:
         for line in summary_lines(reports):
             click.echo(line)
@@ -418,8 +449,9 @@ def verify(
 
 
 @main.command()
+@_verbosity_options
 def schema() -> None:
     """Print the JSON Schema of instances.yaml (for editors: yaml-language-server)."""
     from .schema import json_schema
 
-    click.echo(json.dumps(json_schema(), indent=2))
+    click.echo(jsondoc.dumps(json_schema()), nl=False)

@@ -1,195 +1,181 @@
-"""instances.yaml → frozen, validated configuration; every problem collected with its path."""
+"""instances.yaml → frozen, validated configuration; every problem collected with its path.
+
+Defaults are checked once, where they are written: a bad default is one problem, not one per
+instance. An instance with problems is still returned among `readable` when its keys can be
+read, so that render reports its key problems in the same run.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import schema, timing, urls
-from .errors import ConfigError, Problem
-from .yamlload import load_yaml
+from . import jsondoc, schema, timing, urls
+from .errors import Problem, shown
+from .model import (
+    CLIENT_CACHE,
+    DEFAULT_CACHE_CONTROL,
+    DEFAULT_TEMPLATE,
+    DEFAULT_TOKEN_LIFETIME,
+    Config,
+    Instance,
+    KeySpec,
+)
+from .yamlload import Source, load_yaml
 
-DEFAULT_CACHE_CONTROL = "public, max-age=300"  # PyJWT's PyJWKClient caches for 300 s too
-DEFAULT_TEMPLATE = "default"
-DEFAULT_TOKEN_LIFETIME = 3600
-# Relying parties cache a JWKS on top of HTTP caching: node jose up to 10 minutes.
-CLIENT_CACHE = 600
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:max-age|s-maxage)\s*=\s*(\d+)")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]+$")
 _RESERVED_DISCOVERY = ("issuer", "jwks_uri")
-KNOWN_PARTIES = schema.KNOWN_PARTIES
+_DURATIONS = ("token_lifetime", "cache_ttl")
 
 
 @dataclass(frozen=True)
-class KeySpec:
-    # A string, not a Path: 20,000 of these travel back from render's worker processes, and
-    # unpickling Paths was a third of that.
-    path: str
-    file: str  # as written in the YAML, for messages
-    kid: str | None
-    alg: str | None
-    kid_method: str
-    passphrase_env: str | None
-    where: str  # YAML path, e.g. instances[2].keys[0]
-    status: str = "active"
-    not_before: dt.datetime | None = None
-    not_after: dt.datetime | None = None
-    x5c: bool = False
+class Loaded:
+    """What a configuration file yields: valid instances in `config`, every problem, and
+    every instance whose keys can be read in file order, with whether it is valid (the keys
+    of one that is not are still checked, so that one run reports everything)."""
 
-
-@dataclass(frozen=True)
-class Instance:
-    id: str
-    issuer: str
-    jwks_uri: str
-    template: str
-    cache_control: str
-    keys: tuple[KeySpec, ...]
-    discovery: Mapping[str, Any] = field(default_factory=dict)
-    where: str = ""
-    token_lifetime: int = DEFAULT_TOKEN_LIFETIME
-    cache_ttl: int = 0
-    relying_parties: tuple[str, ...] = ()
-    oauth_metadata: bool = False
-
-
-@dataclass(frozen=True)
-class Config:
-    source: Path
-    instances: tuple[Instance, ...]
-    templates_dir: Path | None = None
-
-
-def load(path: Path) -> Config:
-    """Read and validate; raises ConfigError listing every problem found."""
-    config, problems = load_partial(path)
-    if problems:
-        raise ConfigError(str(path), problems)
-    return config
-
-
-@dataclass(frozen=True)
-class Outline:
-    """A configuration read and checked except for its instances, which `instances` validates
-    in slices (render validates large configs in several processes)."""
-
-    source: Path
-    raw_instances: tuple[Any, ...]
-    defaults: Mapping[str, Any]
-    key_defaults: Mapping[str, Any]
-    templates_dir: Path | None
+    config: Config
     problems: tuple[Problem, ...]
-
-    def instances(
-        self, start: int = 0, stop: int | None = None
-    ) -> tuple[list[Instance], list[Problem]]:
-        problems: list[Problem] = []
-        instances: list[Instance] = []
-        base = self.source.parent
-        for index in range(start, len(self.raw_instances) if stop is None else stop):
-            raw = self.raw_instances[index]
-            label = raw.get("id") if isinstance(raw, Mapping) else None
-            label = label if isinstance(label, str) else None
-            before = len(problems)
-            instance = _instance(
-                raw, f"instances[{index}]", label, self.defaults, self.key_defaults, base, problems
-            )
-            if instance is not None and len(problems) == before:
-                instances.append(instance)
-        return instances, problems
+    readable: tuple[tuple[Instance, bool], ...]
+    source: Source
 
 
-def load_outline(path: Path) -> Outline:
-    """Everything but the instances themselves: top level, defaults, duplicate ids."""
+@dataclass(frozen=True)
+class _Defaults:
+    values: Mapping[str, Any]
+    key: Mapping[str, Any]
+    durations: Mapping[str, int]
+
+
+def load(path: Path) -> Loaded:
+    """Read and validate; never raises for a problem of the content, only collects it."""
+    source = load_yaml(path)
     problems: list[Problem] = []
-    top = schema.check_mapping(load_yaml(path), schema.TOP_FIELDS, "", problems)
-    if top is None:
-        raise ConfigError(str(path), problems)
-    defaults = (
-        schema.check_mapping(top.get("defaults", {}), schema.DEFAULTS_FIELDS, "defaults", problems)
-        or {}
-    )
-    key_defaults = (
-        schema.check_mapping(
-            defaults.get("key", {}), schema.KEY_DEFAULT_FIELDS, "defaults.key", problems
-        )
-        or {}
-    )
-    _check_common(defaults, "defaults", None, problems)
+    top = schema.check_mapping(source.data, schema.TOP_FIELDS, "", problems) or {}
+    defaults = _defaults(top, problems)
     raw_instances = top.get("instances", [])
-    seen_ids: dict[str, str] = {}
-    for index, raw in enumerate(raw_instances):
-        ident = raw.get("id") if isinstance(raw, Mapping) else None
-        if not isinstance(ident, str):
-            continue
-        if ident in seen_ids:
-            problems.append(
-                Problem(
-                    f"instances[{index}].id",
-                    f"duplicate instance id (also {seen_ids[ident]})",
-                    ident,
-                )
-            )
-        else:
-            seen_ids[ident] = f"instances[{index}]"
     if not raw_instances and "instances" in top:
         problems.append(Problem("instances", "must list at least one instance"))
+    duplicates = _duplicate_ids(raw_instances, problems)
     templates_dir = None
     if "templates_dir" in top:
         templates_dir = path.parent / top["templates_dir"]
         if not templates_dir.is_dir():
-            problems.append(Problem("templates_dir", f"folder not found: {templates_dir}"))
-    return Outline(
-        path, tuple(raw_instances), defaults, key_defaults, templates_dir, tuple(problems)
+            problems.append(Problem("templates_dir", f"folder not found: {top['templates_dir']}"))
+    readable: list[tuple[Instance, bool]] = []
+    base = path.parent
+    for index, raw in enumerate(raw_instances):
+        before = len(problems)
+        instance = _instance(raw, f"instances[{index}]", defaults, base, problems)
+        if instance is not None:
+            readable.append((instance, len(problems) == before and index not in duplicates))
+    config = Config(path, tuple(i for i, ok in readable if ok), templates_dir)
+    return Loaded(config, tuple(source.locate(problems)), tuple(readable), source)
+
+
+def _defaults(top: Mapping[str, Any], problems: list[Problem]) -> _Defaults:
+    values = (
+        schema.check_mapping(top.get("defaults", {}), schema.DEFAULTS_FIELDS, "defaults", problems)
+        or {}
     )
+    key = (
+        schema.check_mapping(
+            values.get("key", {}), schema.KEY_DEFAULT_FIELDS, "defaults.key", problems
+        )
+        or {}
+    )
+    _check_common(values, "defaults", None, problems)
+    durations = {
+        name: seconds
+        for name in _DURATIONS
+        if name in values
+        and (seconds := _duration(values[name], f"defaults.{name}", None, problems)) is not None
+    }
+    # Checked here once; instances take only the good values.
+    good = {k: v for k, v in values.items() if k not in _DURATIONS}
+    return _Defaults(good, key, durations)
 
 
-def load_partial(path: Path) -> tuple[Config, list[Problem]]:
-    """The instances that are valid, and the problems of those that are not."""
-    outline = load_outline(path)
-    instances, problems = outline.instances()
-    config = Config(path, tuple(instances), outline.templates_dir)
-    return config, [*outline.problems, *problems]
+def _duplicate_ids(raw_instances: list[Any], problems: list[Problem]) -> set[int]:
+    """The indexes of instances whose id an earlier one has."""
+    seen: dict[str, str] = {}
+    duplicates = set()
+    for index, raw in enumerate(raw_instances):
+        ident = raw.get("id") if isinstance(raw, Mapping) else None
+        if not isinstance(ident, str):
+            continue
+        if ident in seen:
+            duplicates.add(index)
+            problems.append(
+                Problem(
+                    f"instances[{index}].id", f"duplicate instance id (also {seen[ident]})", ident
+                )
+            )
+        else:
+            seen[ident] = f"instances[{index}]"
+    return duplicates
 
 
 def _check_common(
-    values: Mapping[str, Any], where: str, label: str | None, problems: list[Problem]
+    values: dict[str, Any], where: str, label: str | None, problems: list[Problem]
 ) -> None:
-    """Checks of the fields that instances and defaults share."""
+    """Checks of the fields that instances and defaults share; bad values are removed."""
     template = values.get("template")
     if template is not None and not _TEMPLATE_NAME.match(template):
         problems.append(Problem(f"{where}.template", f"{template!r} is not a template name", label))
+        del values["template"]
     cache = values.get("cache_control")
     if cache is not None and not _HEADER_VALUE.match(cache):
         problems.append(
             Problem(f"{where}.cache_control", "must be printable ASCII on one line", label)
         )
-    for name in values.get("discovery", {}):
-        at = f"{where}.discovery.{name}"
-        if not isinstance(name, str):
-            problems.append(Problem(at, "member names must be strings", label))
-        elif name in _RESERVED_DISCOVERY:
-            problems.append(
-                Problem(at, f"set {name} on the instance, not among discovery members", label)
-            )
+        del values["cache_control"]
+    discovery = values.get("discovery")
+    if discovery is not None:
+        before = len(problems)
+        for name in discovery:
+            if isinstance(name, str) and name in _RESERVED_DISCOVERY:
+                problems.append(
+                    Problem(
+                        f"{where}.discovery.{name}",
+                        f"set {name} on the instance, not among discovery members",
+                        label,
+                    )
+                )
+        for at, reason in jsondoc.problems(discovery, f"{where}.discovery"):
+            problems.append(Problem(at, reason, label))
+        if len(problems) > before:
+            del values["discovery"]
+    parties = values.get("relying_parties")
+    if parties is not None:
+        for party in parties:
+            if party not in schema.KNOWN_PARTIES:
+                close = difflib.get_close_matches(shown(party), schema.KNOWN_PARTIES, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                known = ", ".join(schema.KNOWN_PARTIES)
+                problems.append(
+                    Problem(
+                        f"{where}.relying_parties",
+                        f"unknown relying party {shown(party)}{hint} (known: {known})",
+                        label,
+                    )
+                )
+                del values["relying_parties"]
+                break
 
 
 def _instance(
-    raw: object,
-    where: str,
-    label: str | None,
-    defaults: Mapping[str, Any],
-    key_defaults: Mapping[str, Any],
-    base: Path,
-    problems: list[Problem],
+    raw: object, where: str, defaults: _Defaults, base: Path, problems: list[Problem]
 ) -> Instance | None:
+    label = raw.get("id") if isinstance(raw, Mapping) else None
+    label = label if isinstance(label, str) else None
     values = schema.check_mapping(raw, schema.INSTANCE_FIELDS, where, problems, label)
     if values is None:
         return None
@@ -206,68 +192,42 @@ def _instance(
     if raw_keys == []:
         problems.append(Problem(f"{where}.keys", "must list at least one key", label))
     keys = [
-        _key(item, f"{where}.keys[{i}]", label, key_defaults, base, problems)
+        _key(item, f"{where}.keys[{i}]", label, defaults.key, base, problems)
         for i, item in enumerate(raw_keys or [])
     ]
-    cache_control = values.get(
-        "cache_control", defaults.get("cache_control", DEFAULT_CACHE_CONTROL)
-    )
-    token_lifetime = _duration(values, defaults, "token_lifetime", where, label, problems)
-    cache_ttl = _duration(values, defaults, "cache_ttl", where, label, problems)
-    parties = values.get("relying_parties", defaults.get("relying_parties", []))
-    where_parties = (
-        f"{where}.relying_parties" if "relying_parties" in values else "defaults.relying_parties"
-    )
-    for party in parties:
-        if party not in KNOWN_PARTIES:
-            close = difflib.get_close_matches(str(party), KNOWN_PARTIES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append(
-                Problem(
-                    where_parties,
-                    f"unknown relying party {party!r}{hint} (known: {', '.join(KNOWN_PARTIES)})",
-                    label,
-                )
-            )
-    if issuer is None or "id" not in values or raw_keys is None or None in keys:
+    durations = dict(defaults.durations)
+    for name in _DURATIONS:
+        if name in values:
+            seconds = _duration(values[name], f"{where}.{name}", label, problems)
+            if seconds is not None:
+                durations[name] = seconds
+    merged = {**defaults.values, **values}
+    cache_control = merged.get("cache_control", DEFAULT_CACHE_CONTROL)
+    if not raw_keys or None in keys:
         return None
     return Instance(
-        id=values["id"],
-        issuer=issuer,
-        jwks_uri=jwks_uri or urls.default_jwks_uri(issuer),
-        template=values.get("template", defaults.get("template", DEFAULT_TEMPLATE)),
+        id=label or "",
+        issuer=issuer or "",
+        jwks_uri=jwks_uri or (urls.default_jwks_uri(issuer) if issuer else ""),
+        template=merged.get("template", DEFAULT_TEMPLATE),
         cache_control=cache_control,
         keys=tuple(k for k in keys if k is not None),
-        discovery={**defaults.get("discovery", {}), **values.get("discovery", {})},
+        discovery={**defaults.values.get("discovery", {}), **values.get("discovery", {})},
         where=where,
-        token_lifetime=DEFAULT_TOKEN_LIFETIME if token_lifetime is None else token_lifetime,
-        cache_ttl=_default_cache_ttl(cache_control) if cache_ttl is None else cache_ttl,
-        relying_parties=tuple(parties),
-        oauth_metadata=values.get("oauth_metadata", defaults.get("oauth_metadata", False)),
+        token_lifetime=durations.get("token_lifetime", DEFAULT_TOKEN_LIFETIME),
+        cache_ttl=durations.get("cache_ttl", _default_cache_ttl(cache_control)),
+        relying_parties=tuple(merged.get("relying_parties", ())),
+        oauth_metadata=merged.get("oauth_metadata", False),
     )
 
 
 def _default_cache_ttl(cache_control: str) -> int:
     """The longest of max-age and s-maxage (the CDN's), plus relying parties' own cache."""
     ages = [int(m) for m in _MAX_AGE.findall(cache_control)]
-    return max(ages, default=0) + CLIENT_CACHE
+    return min(max(ages, default=0), timing.MAX_DURATION) + CLIENT_CACHE
 
 
-def _duration(
-    values: Mapping[str, Any],
-    defaults: Mapping[str, Any],
-    name: str,
-    where: str,
-    label: str | None,
-    problems: list[Problem],
-) -> int | None:
-    raw, at = (
-        (values[name], f"{where}.{name}")
-        if name in values
-        else (defaults.get(name), f"defaults.{name}")
-    )
-    if raw is None:
-        return None
+def _duration(raw: object, at: str, label: str | None, problems: list[Problem]) -> int | None:
     try:
         return timing.parse_duration(raw)
     except ValueError as e:
@@ -287,7 +247,7 @@ def _key(
     if values is None or "path" not in values:
         return None
     merged = {**key_defaults, **values}
-    moments: dict[str, dt.datetime | None] = {}
+    moments: dict[str, Any] = {}
     for name in ("not_before", "not_after"):
         moments[name] = None
         if name in values:
@@ -295,11 +255,9 @@ def _key(
                 moments[name] = timing.parse_instant(values[name])
             except ValueError as e:
                 problems.append(Problem(f"{where}.{name}", str(e), label))
-                return None
     nb, na = moments["not_before"], moments["not_after"]
     if nb is not None and na is not None and na <= nb:
         problems.append(Problem(f"{where}.not_after", "must be later than not_before", label))
-        return None
     return KeySpec(
         path=os.path.join(base, values["path"]),
         file=values["path"],

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import urls
-from .config import Instance
+from . import jsondoc, urls
 from .errors import TemplateError
 from .keys import JWK
-from .render import Renderer
+from .model import Instance
+from .templating import Renderer
 
 JSON_CONTENT_TYPE = "application/json"  # Discovery §4.2; also accepted for JWKS (RFC 7517 §8.5)
 KIND_JWKS = "jwks"
@@ -30,45 +28,11 @@ class Document:
     kids: tuple[str, ...] = ()
 
 
-_scalar = json.JSONEncoder(ensure_ascii=False).encode
-_string: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or (
-    json.encoder.py_encode_basestring
-)
-
-
-def _pretty(value: Any, indent: str) -> str:
-    """json.dumps(indent=2) byte for byte; the stdlib falls back to pure Python whenever
-    indent is set, which was most of a 10,000-instance render. Strings, nearly every leaf
-    here, go straight to the C string encoder."""
-    if type(value) is str:
-        return _string(value)
-    if isinstance(value, dict) and value:
-        inner = indent + "  "
-        members = ",\n".join(
-            f"{inner}{_string(k if type(k) is str else str(k))}: "
-            f"{_string(v) if type(v) is str else _pretty(v, inner)}"
-            for k, v in value.items()
-        )
-        return f"{{\n{members}\n{indent}}}"
-    if isinstance(value, list) and value:
-        inner = indent + "  "
-        items = ",\n".join(
-            inner + (_string(v) if type(v) is str else _pretty(v, inner)) for v in value
-        )
-        return f"[\n{items}\n{indent}]"
-    return _scalar(value)
-
-
-def dumps(value: Any) -> bytes:
-    """The one JSON format of every file we write: 2-space indent, UTF-8, trailing newline."""
-    return (_pretty(value, "") + "\n").encode("utf-8")
-
-
 def jwks_document(instance: Instance, jwks: list[JWK], keys: list[dict[str, Any]]) -> Document:
     """`keys` are the JWKs as published (`jwk.as_dict()`), made once per instance."""
     return Document(
         path=urls.tree_path(instance.jwks_uri),
-        body=dumps({"keys": keys}),
+        body=jsondoc.dumps({"keys": keys}),
         content_type=JSON_CONTENT_TYPE,
         cache_control=instance.cache_control,
         instance=instance.id,
@@ -130,7 +94,7 @@ def metadata_document(
         raise TemplateError(f"template {name}: " + "; ".join(problems))
     return Document(
         path=urls.tree_path(url),
-        body=dumps(document),
+        body=jsondoc.dumps(document),
         content_type=JSON_CONTENT_TYPE,
         cache_control=instance.cache_control,
         instance=instance.id,

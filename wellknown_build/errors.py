@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+
+def shown(value: object) -> str:
+    """A value as a message quotes it: short, and never a 5,000-digit integer (which even
+    repr() refuses to write)."""
+    if type(value) is int and value.bit_length() > 64:
+        return "a very large integer"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class WellknownError(Exception):
@@ -14,16 +23,24 @@ class WellknownError(Exception):
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One thing wrong with the configuration, located by its path in the YAML."""
+    """One thing wrong with the configuration, located by its path in the YAML and its line."""
 
     path: str
     message: str
     instance: str | None = None
+    line: int | None = None
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
         who = f" [instance {self.instance}]" if self.instance else ""
         return f"{where}{self.message}{who}"
+
+    def located(self, source: str) -> str:
+        """`file:line: path: message`, the form editors and CI logs link to a line."""
+        return f"{source}:{self.line}: {self}" if self.line else str(self)
+
+    def at_line(self, line: int | None) -> Problem:
+        return replace(self, line=line)
 
 
 class ConfigError(WellknownError):
@@ -37,7 +54,7 @@ class ConfigError(WellknownError):
     def _describe(self) -> str:
         count = len(self.problems)
         head = f"{self.source}: {count} problem{'s' if count != 1 else ''}"
-        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+        return "\n".join([head, *(f"  {p.located(self.source)}" for p in self.problems)])
 
 
 class StrictError(ConfigError):
@@ -46,7 +63,7 @@ class StrictError(ConfigError):
     def _describe(self) -> str:
         count = len(self.problems)
         head = f"{self.source}: {count} warning{'s' if count != 1 else ''} (--strict)"
-        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+        return "\n".join([head, *(f"  {p.located(self.source)}" for p in self.problems)])
 
 
 class KeyLoadError(WellknownError):

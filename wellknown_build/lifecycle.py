@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from .config import Instance, KeySpec
 from .errors import Problem
 from .keys import JWK
-from .timing import describe, iso
+from .model import Instance, KeySpec
+from .timing import after, describe, iso
 
 _ORDER = {"active": 0, "next": 1, "retired": 2}
 
@@ -100,7 +100,7 @@ def _check(
                 f"next key {kid} was due to start signing at {iso(start)}; "
                 "promote it to status: active",
             )
-        elif start < now + dt.timedelta(seconds=ttl):
+        elif start < after(now, ttl):
             warn(
                 f"{spec.where}.not_before",
                 f"next key {kid} starts signing at {iso(start)}, less than cache_ttl "
@@ -109,7 +109,7 @@ def _check(
                 f"Publish it at least {describe(ttl)} before it signs",
             )
     if spec.status == "retired" and spec.not_after is not None and takeover is not None:
-        safe = takeover + dt.timedelta(seconds=lifetime + ttl)
+        safe = after(takeover, lifetime + ttl)
         if spec.not_after < safe:
             warn(
                 f"{spec.where}.not_after",

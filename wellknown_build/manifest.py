@@ -8,15 +8,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .documents import Document
+from . import jsondoc
+from .documents import KIND_DISCOVERY, KIND_JWKS, KIND_OAUTH, Document
 from .errors import TreeError
+from .files import InputFileError, MiB, read_regular
 
 MANIFEST_NAME = ".wellknown-build.json"
+MANIFEST_LIMIT = 1024 * MiB
 FORMAT = 1
+_KINDS = (KIND_JWKS, KIND_DISCOVERY, KIND_OAUTH)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_HEADER = re.compile(r"[\x20-\x7e]+")
+# What urls.tree_path can produce: a host, then path segments; none empty, `.` or `..`, and
+# no character a file system would read as a separator or a device.
+_SEGMENT = re.compile(r"[^/\\\x00-\x1f]+")
+
+
+def is_tree_path(path: object) -> bool:
+    """Whether render could have written `path`: relative, inside the tree, no tricks."""
+    return (
+        isinstance(path, str)
+        and 0 < len(path) <= 4096
+        and all(_SEGMENT.fullmatch(p) and p not in (".", "..") for p in path.split("/"))
+    )
 
 
 @dataclass(frozen=True)
@@ -66,8 +85,8 @@ class Manifest:
             }
             if e.kids:
                 item["kids"] = list(e.kids)
-            files.append(json.dumps(item, ensure_ascii=False))
-        # One file per line: readable, diff-friendly, and json's C encoder does the work.
+            files.append(jsondoc.dumps_line(item))
+        # One file per line: readable and diff-friendly.
         head = f'{{\n  "generator": "wellknown-build",\n  "format": {FORMAT},\n  "files": [\n'
         return (head + ",\n".join(f"    {f}" for f in files) + "\n  ]\n}\n").encode("utf-8")
 
@@ -76,38 +95,59 @@ class Manifest:
         return [e.path for e in self.entries]
 
 
+def _entry(raw: object) -> Entry:
+    if not isinstance(raw, dict):
+        raise TypeError("an entry is not an object")
+    entry = Entry(
+        path=raw["path"],
+        sha256=raw["sha256"],
+        size=raw["size"],
+        content_type=raw["content_type"],
+        cache_control=raw["cache_control"],
+        instance=raw["instance"],
+        kind=raw["kind"],
+        kids=tuple(raw.get("kids", ())),
+    )
+    if not is_tree_path(entry.path):
+        raise ValueError(f"path {entry.path!r} is not one render writes")
+    if not (isinstance(entry.sha256, str) and _SHA256.fullmatch(entry.sha256)):
+        raise ValueError(f"{entry.path}: sha256 is not a SHA-256 in hex")
+    if type(entry.size) is not int or entry.size < 0:
+        raise ValueError(f"{entry.path}: size is not a byte count")
+    for header in (entry.content_type, entry.cache_control):
+        if not (isinstance(header, str) and _HEADER.fullmatch(header)):
+            raise ValueError(f"{entry.path}: {header!r} is not a header value")
+    if entry.kind not in _KINDS or not isinstance(entry.instance, str):
+        raise ValueError(f"{entry.path}: kind {entry.kind!r} is unknown")
+    if not all(isinstance(k, str) for k in entry.kids):
+        raise ValueError(f"{entry.path}: kids must be strings")
+    return entry
+
+
 def parse(data: bytes, source: str) -> Manifest:
+    """A manifest is input too: every entry is checked before anyone acts on it."""
     try:
         raw = json.loads(data)
-        if raw.get("format") != FORMAT:
-            raise TreeError(f"{source}: manifest format {raw.get('format')!r} is not {FORMAT}")
-        return Manifest(
-            tuple(
-                Entry(
-                    path=str(f["path"]),
-                    sha256=str(f["sha256"]),
-                    size=int(f["size"]),
-                    content_type=str(f["content_type"]),
-                    cache_control=str(f["cache_control"]),
-                    instance=str(f["instance"]),
-                    kind=str(f["kind"]),
-                    kids=tuple(str(k) for k in f.get("kids", ())),
-                )
-                for f in raw["files"]
-            )
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise TreeError(
-            f"{source}: the manifest is damaged ({e}); delete it and render again"
-        ) from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            found = raw.get("format") if isinstance(raw, dict) else None
+            raise TreeError(f"{source}: manifest format {found!r} is not {FORMAT}; render again")
+        files = raw["files"]
+        if not isinstance(files, list):
+            raise TypeError("files is not a list")
+        entries = tuple(_entry(f) for f in files)
+        if len({e.path for e in entries}) != len(entries):
+            raise ValueError("a path is listed twice")
+        return Manifest(entries)
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        raise TreeError(f"{source}: the manifest is damaged ({e}); render again") from None
 
 
 def read(out: Path) -> Manifest | None:
     """The manifest of a previous render in `out`, or None if there was none."""
     path = out / MANIFEST_NAME
     try:
-        return parse(path.read_bytes(), str(path))
+        return parse(read_regular(path, MANIFEST_LIMIT), str(path))
     except FileNotFoundError:
         return None
-    except OSError as e:
-        raise TreeError(f"{path}: cannot read the manifest: {e.strerror}") from None
+    except InputFileError as e:
+        raise TreeError(f"{path}: {e}") from None

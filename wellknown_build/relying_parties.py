@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .config import Instance
 from .errors import Problem
 from .keys import JWK
+from .model import Instance
 
 Check = Callable[[Instance, Sequence[JWK]], list[str]]
 

@@ -1,17 +1,17 @@
 """The shape of instances.yaml, declared once: validation reads these tables.
 
-A field's `types` are Python types as PyYAML builds them; `choices` restricts strings.
+A field's `types` are Python types as the YAML reader builds them; `choices` restricts strings.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Problem
+from . import relying_parties
+from .errors import Problem, shown
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,9 @@ def _f(name: str, types: type | tuple[type, ...], doc: str, **kw: Any) -> Field:
     return Field(name, types if isinstance(types, tuple) else (types,), doc, **kw)
 
 
-# The relying parties relying_parties.py has rules for; kept here so that validation needs no
-# import of the rules (a test holds the two equal).
-KNOWN_PARTIES = ("aws-apigateway-http", "aws-iam", "gcp-wif", "kubernetes")
+KNOWN_PARTIES = relying_parties.PARTIES
 
-_INSTANT = (str, dt.date)  # PyYAML turns unquoted timestamps into date/datetime
+_INSTANT = str  # the YAML reader leaves dates as strings; timing.parse_instant reads them
 _DURATION = (str, int)
 
 KEY_DEFAULT_FIELDS = (
@@ -93,7 +91,6 @@ _JSON_TYPES: dict[type, dict[str, Any]] = {
     str: {"type": "string"},
     bool: {"type": "boolean"},
     int: {"type": "integer", "minimum": 0},
-    dt.date: {"type": "string", "format": "date-time"},
 }
 
 
@@ -104,7 +101,7 @@ def _field_schema(field: Field) -> dict[str, Any]:
         result: dict[str, Any] = {"type": "array", "items": items}
     elif field.types == (dict,):
         result = object_schema(nested) if nested else {"type": "object"}
-    elif field.types == (str, dt.date):
+    elif field.name in ("not_before", "not_after"):
         result = {"type": "string", "description": "ISO 8601 date-time with a timezone, or a date"}
     else:
         variants = [_JSON_TYPES[t] for t in field.types]
@@ -142,8 +139,7 @@ _TYPE_NAMES = {
     dict: "a mapping",
     list: "a list",
     bool: "true or false",
-    int: "a number",
-    dt.date: "a date",
+    int: "a whole number",
 }
 
 
@@ -163,22 +159,27 @@ def check_mapping(
     good: dict[str, Any] = {}
     for name, item in value.items():
         field = by_name.get(name) if isinstance(name, str) else None
-        at = f"{path}.{name}" if path else str(name)
-        if field is None:
-            close = difflib.get_close_matches(str(name), by_name, n=1)
+        named = name if isinstance(name, str) else shown(name)
+        at = f"{path}.{named}" if path else named
+        if field is None and name == "<<":
+            problems.append(Problem(at, "a merge key (<<) must refer to a mapping", instance))
+        elif field is None:
+            close = difflib.get_close_matches(named, by_name, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             known = ", ".join(by_name)
             problems.append(
                 Problem(at, f"unknown field in {where}{hint} (known: {known})", instance)
             )
-        elif not isinstance(item, field.types) or isinstance(item, bool) != (bool in field.types):
+        elif type(item) not in field.types:  # exact: a bool is not an int here
             want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in field.types)
             problems.append(Problem(at, f"must be {want}, got {_yaml_type(item)}", instance))
         elif field.choices and item not in field.choices:
             close = difflib.get_close_matches(str(item), field.choices, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(
-                Problem(at, f"{item!r} is not one of {', '.join(field.choices)}{hint}", instance)
+                Problem(
+                    at, f"{shown(item)} is not one of {', '.join(field.choices)}{hint}", instance
+                )
             )
         elif isinstance(item, str) and not item.strip():
             problems.append(Problem(at, "must not be empty", instance))
@@ -194,6 +195,19 @@ def check_mapping(
 def _yaml_type(value: object) -> str:
     if value is None:
         return "nothing (null)"
-    return {str: "a string", dict: "a mapping", list: "a list", bool: "a boolean"}.get(
-        type(value), f"{type(value).__name__} {value!r}"
-    )
+    names = {str: "a string", dict: "a mapping", list: "a list", bool: "a boolean"}
+    if type(value) in names:
+        return (
+            f"{names[type(value)]} {_short(value)}"
+            if type(value) in (str, bool)
+            else names[type(value)]
+        )
+    if type(value) is int:
+        return f"the whole number {_short(value)}"
+    if type(value) is float:
+        return f"the decimal number {_short(value)}"
+    return f"{type(value).__name__} {_short(value)}"
+
+
+def _short(value: object) -> str:
+    return shown(value)

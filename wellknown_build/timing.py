@@ -1,48 +1,90 @@
-"""Instants and durations as instances.yaml writes them."""
+"""Instants and durations as instances.yaml and the command line write them.
+
+Instants are RFC 3339 date-times with an offset (`Z`/`z`, `T`/`t` or a space between date and
+time, fractions of a second) or a bare date, meaning midnight UTC. Parsed here rather than by
+`datetime.fromisoformat`, which before Python 3.11 reads neither `Z` nor most of RFC 3339.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 
-_SIMPLE = re.compile(r"^(\d+)\s*(s|m|h|d)$")
-_ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from .errors import shown
+
+_INSTANT = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?\s*([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?"
+)
+_SIMPLE = re.compile(r"([0-9]+)\s*([smhdw])")
+_ISO = re.compile(r"P(?:([0-9]+)W)?(?:([0-9]+)D)?(?:T(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+)S)?)?")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = 100 * 365 * 86400  # beyond any token lifetime or cache; keeps date math finite
 
 
 def parse_instant(value: object) -> dt.datetime:
-    """ISO 8601 with a timezone (YAML may already have made it a datetime); a bare date is
-    midnight UTC. Raises ValueError with the reason."""
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
-    elif isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
-    else:
-        raise ValueError(f"{value!r} is not an ISO 8601 date-time")
-    if moment.tzinfo is None:
+    """An aware UTC datetime; raises ValueError with the reason."""
+    text = value.strip() if isinstance(value, str) else None
+    found = _INSTANT.fullmatch(text) if text else None
+    if found is None:
+        raise ValueError(
+            f"{shown(value)} is not an RFC 3339 date-time (like 2026-12-01T00:00:00Z) or a date"
+        )
+    year, month, day, hour, minute, second, fraction, offset = found.groups()
+    if hour is not None and offset is None:
         raise ValueError(f"{value!s} has no timezone; add Z or an offset like +02:00")
-    return moment.astimezone(dt.timezone.utc)
+    try:
+        zone = dt.timezone.utc
+        if offset and offset not in "Zz":
+            sign = -1 if offset[0] == "-" else 1
+            digits = offset[1:].replace(":", "")
+            zone = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+        moment = dt.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            min(int(second or 0), 59),  # a leap second (…:60) is read as :59
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=zone,
+        )
+        return moment.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError) as e:
+        raise ValueError(f"{value!s} is not a valid date-time: {e}") from None
 
 
 def parse_duration(value: object) -> int:
-    """Seconds from 300, '300s', '5m', '1h', '7d' or ISO 8601 'PT1H30M'."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str):
+    """Seconds from 300, '300', '300s', '5m', '1h', '7d', '2w' or ISO 8601 'PT1H30M', 'P1W'."""
+    seconds: int | None = None
+    if type(value) is int and value >= 0:
+        seconds = value
+    elif isinstance(value, str):
         text = value.strip()
-        simple = _SIMPLE.match(text)
-        if simple:
-            return int(simple.group(1)) * _UNIT[simple.group(2)]
-        iso = _ISO.match(text)
-        if iso and text not in ("P", "PT") and not text.endswith("T"):
-            days, hours, minutes, seconds = (int(g or 0) for g in iso.groups())
-            return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    raise ValueError(f"{value!r} is not a duration (seconds, '90s', '15m', '1h', '7d' or 'PT1H')")
+        simple = _SIMPLE.fullmatch(text)
+        iso = _ISO.fullmatch(text)
+        if text.isdigit() and text.isascii():
+            seconds = int(text)
+        elif simple:
+            seconds = int(simple.group(1)) * _UNIT[simple.group(2)]
+        elif iso and text not in ("P", "PT") and not text.endswith("T"):
+            weeks, days, hours, minutes, secs = (int(g or 0) for g in iso.groups())
+            seconds = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs
+    if seconds is None:
+        raise ValueError(
+            f"{shown(value)} is not a duration (seconds, '90s', '15m', '1h', '7d', '2w' or 'PT1H')"
+        )
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{shown(value)} is longer than 100 years")
+    return seconds
+
+
+def after(moment: dt.datetime, seconds: int) -> dt.datetime:
+    """`moment` plus `seconds`, held at the last representable instant instead of overflowing."""
+    try:
+        return moment + dt.timedelta(seconds=seconds)
+    except OverflowError:
+        return dt.datetime.max.replace(tzinfo=dt.timezone.utc)
 
 
 def describe(seconds: int) -> str:

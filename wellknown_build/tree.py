@@ -1,24 +1,41 @@
 """The only code that writes the output folder.
 
-All-or-nothing: every new body is on disk before any existing file is replaced, and a failure
-before that point removes what was written. Unchanged files are not touched (their mtime
-stays); files a previous render wrote that are no longer wanted are removed; nothing else is.
+All-or-nothing and safe at any instant:
+
+- One render at a time: a write holds an OS lock on `DIR/.wellknown-build.lock` (flock on
+  POSIX, msvcrt on Windows, through filelock), which the OS drops when the process dies, so
+  a killed run never blocks the next one (a PID-named marker would: PID 1 in a container).
+- Before the first visible change, a journal `DIR/.wellknown-build.journal` lists every path
+  the run may write and every temporary it may leave. It is removed only after the manifest
+  is in place. While it exists the tree is "interrupted": `render --check` says so, publish
+  refuses, and the next render removes the listed temporaries and treats the listed paths as
+  its own (so files of the killed run that are no longer rendered are removed too).
+- Every new body is on disk before any existing file is replaced; a failure before that point
+  removes what was written. Unchanged files are not touched (their mtime stays); files a
+  previous render wrote that are no longer wanted are removed; nothing else is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import filelock
 
 from . import manifest
 from .documents import Document
 from .errors import TreeError
+from .files import DOCUMENT_LIMIT, InputFileError, read_regular
 
 log = logging.getLogger(__name__)
+JOURNAL_NAME = ".wellknown-build.journal"
+LOCK_NAME = ".wellknown-build.lock"
+_TEMPORARY = ".wkb.tmp"  # suffix of a body staged beside the file it replaces
 
 
 @dataclass(frozen=True)
@@ -28,12 +45,19 @@ class Changes:
     removed: tuple[str, ...] = ()
     unchanged: int = 0
     manifest_changed: bool = False
+    interrupted: bool = False  # an earlier render stopped midway (its journal is there)
     manifest: bytes = field(default=b"", repr=False, compare=False)
     pending: tuple[tuple[str, bytes], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def clean(self) -> bool:
-        return not (self.created or self.updated or self.removed or self.manifest_changed)
+        return not (
+            self.created
+            or self.updated
+            or self.removed
+            or self.manifest_changed
+            or self.interrupted
+        )
 
     def summary(self) -> str:
         return (
@@ -53,7 +77,7 @@ class _Paths:
         self._safe_dirs: set[str] = set()
 
     def __call__(self, relative: str) -> str:
-        if relative.startswith("/") or any(p in ("", ".", "..") for p in relative.split("/")):
+        if not manifest.is_tree_path(relative):
             raise TreeError(f"refusing the path {relative!r}: it would leave {self.out}")
         target = f"{self.out}/{relative}"
         self._check_dirs(os.path.dirname(target))
@@ -68,15 +92,32 @@ class _Paths:
 
 
 def _current(target: str) -> bytes | None:
+    if os.path.islink(target):
+        raise TreeError(f"{target} is a symbolic link; refusing to write through it")
     try:
-        with open(target, "rb") as handle:
-            return handle.read()
+        return read_regular(target, DOCUMENT_LIMIT)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise TreeError(f"{target} is a folder, but a document must be written there") from None
-    except OSError as e:
-        raise TreeError(f"cannot read {target}: {e.strerror}") from None
+    except InputFileError as e:
+        raise TreeError(f"{target} {e}, but a document must be written there") from None
+
+
+def _journal(out: Path) -> dict[str, list[str]] | None:
+    """The journal of an interrupted render, or None; a damaged one counts as empty."""
+    path = out / JOURNAL_NAME
+    try:
+        raw = json.loads(read_regular(path, manifest.MANIFEST_LIMIT))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"paths": [], "temporaries": []}
+    result: dict[str, list[str]] = {}
+    for name in ("paths", "temporaries"):
+        items = raw.get(name) if isinstance(raw, dict) else None
+        result[name] = [
+            p for p in (items if isinstance(items, list) else []) if manifest.is_tree_path(p)
+        ]
+    return result
 
 
 def compare(out: Path, documents: Sequence[Document]) -> Changes:
@@ -85,8 +126,19 @@ def compare(out: Path, documents: Sequence[Document]) -> Changes:
         raise TreeError(f"{out} exists and is not a folder")
     paths = _Paths(out)
     manifest_path = str(out / manifest.MANIFEST_NAME)
-    old_manifest = _current(manifest_path) if out.is_dir() else None
-    previous = manifest.parse(old_manifest, manifest_path) if old_manifest is not None else None
+    old_manifest: bytes | None = None
+    owned: list[str] = []
+    journal = _journal(out) if out.is_dir() else None
+    if out.is_dir():
+        try:
+            old_manifest = read_regular(manifest_path, manifest.MANIFEST_LIMIT)
+            owned = manifest.parse(old_manifest, manifest_path).paths
+        except FileNotFoundError:
+            pass
+        except InputFileError as e:
+            raise TreeError(f"{manifest_path} {e}") from None
+    if journal is not None:
+        owned += journal["paths"]
     created: list[str] = []
     updated: list[str] = []
     pending: list[tuple[str, bytes]] = []
@@ -100,11 +152,10 @@ def compare(out: Path, documents: Sequence[Document]) -> Changes:
         (created if current is None else updated).append(document.path)
         pending.append((target, document.body))
     wanted = {d.path for d in documents}
-    removed = [
-        p
-        for p in (previous.paths if previous else [])
-        if p not in wanted and os.path.isfile(paths(p))
-    ]
+    removed = sorted(
+        {p for p in owned if p not in wanted and os.path.isfile(paths(p))},
+        key=owned.index,
+    )
     new_manifest = manifest.Manifest.of(documents).to_bytes()
     return Changes(
         tuple(created),
@@ -112,9 +163,15 @@ def compare(out: Path, documents: Sequence[Document]) -> Changes:
         tuple(removed),
         unchanged,
         manifest_changed=new_manifest != old_manifest,
+        interrupted=journal is not None,
         manifest=new_manifest,
         pending=tuple(pending),
     )
+
+
+def _temporary(target: str) -> str:
+    folder, name = os.path.split(target)
+    return f"{folder}/.{name}{_TEMPORARY}"
 
 
 def _stage(pending: Sequence[tuple[str, bytes]], out: Path) -> list[tuple[str, str]]:
@@ -128,10 +185,9 @@ def _stage(pending: Sequence[tuple[str, bytes]], out: Path) -> list[tuple[str, s
     created: list[str] = []
     made: list[str] = []
     known: set[str] = set()
-    suffix = f".wkb-{os.getpid()}.tmp"
     try:
         for target, body in pending:
-            folder, name = os.path.split(target)
+            folder = os.path.dirname(target)
             if folder not in known:
                 missing = []
                 walk = folder
@@ -145,14 +201,14 @@ def _stage(pending: Sequence[tuple[str, bytes]], out: Path) -> list[tuple[str, s
                 handle = open(target, "xb")  # noqa: SIM115 - closed below
                 created.append(target)
             except FileExistsError:
-                temporary = f"{folder}/.{name}{suffix}"
+                temporary = _temporary(target)
                 staged.append((temporary, target))
-                handle = open(temporary, "xb")  # noqa: SIM115
+                handle = open(temporary, "wb")  # noqa: SIM115 - ours: we hold the lock
             with handle:
                 handle.write(body)
     except OSError as e:
         for path in [*created, *(temporary for temporary, _ in staged)]:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(path)
         for folder in reversed(made):
             with contextlib.suppress(OSError):
@@ -172,19 +228,96 @@ def _prune(folder: Path, out: Path) -> None:
         folder = folder.parent
 
 
-def write(out: Path, documents: Sequence[Document]) -> Changes:
-    changes = compare(out, documents)
-    out.mkdir(parents=True, exist_ok=True)
-    for temporary, target in _stage(changes.pending, out):
-        os.replace(temporary, target)
-    for relative in changes.removed:
-        stale = out / relative
-        stale.unlink(missing_ok=True)
-        log.info("removed %s (no longer rendered)", relative)
-        _prune(stale.parent, out)
-    if changes.manifest_changed:  # last: publish trusts only what the manifest lists
-        final = out / manifest.MANIFEST_NAME
-        scratch = final.with_name(f"{final.name}.{os.getpid()}.tmp")
-        scratch.write_bytes(changes.manifest)
+def _replace_file(final: Path, body: bytes) -> None:
+    """Write `body` to `final` through a temporary beside it, so readers see old or new."""
+    scratch = final.with_name(final.name + _TEMPORARY)
+    try:
+        scratch.write_bytes(body)
         os.replace(scratch, final)
-    return changes
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            scratch.unlink()
+        raise TreeError(f"writing {final} failed ({e.strerror})") from None
+
+
+@contextlib.contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold the render lock of `out`; another holder makes this fail at once."""
+    if out.exists() and not out.is_dir():
+        raise TreeError(f"{out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(out / LOCK_NAME), timeout=0)
+        lock.acquire()
+    except filelock.Timeout:
+        raise TreeError(
+            f"another render is writing {out} right now ({LOCK_NAME} is locked); "
+            "wait for it to finish"
+        ) from None
+    except OSError as e:
+        raise TreeError(f"cannot lock {out}: {e.strerror or e}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _recover(out: Path, journal: dict[str, list[str]] | None) -> None:
+    """Remove what an interrupted render left: its temporaries (the journal names them)."""
+    if journal is None:
+        return
+    for relative in journal["temporaries"]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out / relative)
+    log.info("%s: finishing an interrupted render", out)
+
+
+def write(out: Path, documents: Sequence[Document]) -> Changes:
+    with locked(out):
+        journal = _journal(out)
+        _recover(out, journal)
+        changes = compare(out, documents)
+        if changes.clean:
+            return changes
+        paths = _Paths(out)
+        record = {
+            "paths": sorted({*changes.created, *changes.updated, *changes.removed}),
+            "temporaries": sorted(
+                os.path.relpath(_temporary(paths(p)), out).replace(os.sep, "/")
+                for p in changes.updated
+            ),
+        }
+        if journal is not None:  # keep what the interrupted run may have left
+            record["paths"] = sorted({*record["paths"], *journal["paths"]})
+        _replace_file(out / JOURNAL_NAME, json.dumps(record, indent=1).encode())
+        try:
+            staged = _stage(changes.pending, out)
+        except TreeError:
+            if journal is None:  # nothing changed: the tree is as it was
+                with contextlib.suppress(OSError):
+                    os.unlink(out / JOURNAL_NAME)
+            raise
+        try:
+            for temporary, target in staged:
+                os.replace(temporary, target)
+            for relative in changes.removed:
+                stale = out / relative
+                stale.unlink(missing_ok=True)
+                log.info("removed %s (no longer rendered)", relative)
+                _prune(stale.parent, out)
+        except OSError as e:
+            raise TreeError(
+                f"updating {out} failed ({e.strerror}: {e.filename}); render again to finish"
+            ) from None
+        # Last: publish trusts only what the manifest lists, and only without a journal.
+        _replace_file(out / manifest.MANIFEST_NAME, changes.manifest)
+        try:
+            os.unlink(out / JOURNAL_NAME)
+        except OSError as e:
+            raise TreeError(f"cannot remove {out / JOURNAL_NAME}: {e.strerror}") from None
+        return changes
+
+
+def interrupted(out: Path) -> bool:
+    """Whether a render of `out` stopped midway (or is running): the tree may be mixed."""
+    return os.path.lexists(out / JOURNAL_NAME)
