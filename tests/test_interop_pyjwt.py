@@ -15,7 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from wellknown_build.commands import render
+from wellknown_build.commands.render import render
 from wellknown_build.serve import PreviewServer, running
 
 from .helpers import DEFAULT_ALGS, KEY_MAKERS, PrivateKeyTypes, private_pem, write, write_config

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from wellknown_build import tree
-from wellknown_build.commands import check, render
+from wellknown_build.commands.render import check, render
 from wellknown_build.errors import ConfigError, TreeError
 from wellknown_build.manifest import MANIFEST_NAME
 
@@ -28,10 +28,11 @@ instances:
 
 
 def _snapshot(out: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file but the lock (the OS locks it; filelock may rewrite it) with its mtime."""
     return {
         str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
         for p in sorted(out.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != tree.LOCK_NAME
     }
 
 

@@ -266,8 +266,9 @@ def publish(
     as_json: bool,
 ) -> None:
     """Upload OUT to S3: changed JWKS first, then discovery documents, deletes, CDN."""
-    from .publish import Options, report
-    from .publish import publish as run_publish
+    from .publish import report
+    from .publish.run import Options
+    from .publish.run import publish as run_publish
 
     options = Options(
         bucket=bucket,

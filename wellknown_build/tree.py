@@ -102,6 +102,25 @@ def _current(target: str) -> bytes | None:
         raise TreeError(f"{target} {e}, but a document must be written there") from None
 
 
+class Reader:
+    """Reads rendered files by manifest path: inside `out`, through no symbolic link, regular
+    files only. publish, serve and verify read the tree through it."""
+
+    def __init__(self, out: Path) -> None:
+        self._paths = _Paths(out)
+
+    def read(self, relative: str) -> bytes:
+        target = self._paths(relative)
+        if os.path.islink(target):
+            raise TreeError(f"{target} is a symbolic link; render again")
+        try:
+            return read_regular(target, DOCUMENT_LIMIT)
+        except FileNotFoundError:
+            raise TreeError(f"{target} is missing; render again") from None
+        except InputFileError as e:
+            raise TreeError(f"{target} {e}; render again") from None
+
+
 def _journal(out: Path) -> dict[str, list[str]] | None:
     """The journal of an interrupted render, or None; a damaged one counts as empty."""
     path = out / JOURNAL_NAME

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import manifest
+from .. import manifest, tree
 from ..errors import PublishError, SafetyLimitError, WellknownError
 from . import cdn
 from .plan import (
@@ -66,17 +66,20 @@ class Result:
 
 
 def _read_tree(out: Path) -> tuple[list[manifest.Entry], dict[str, bytes]]:
+    if tree.interrupted(out):
+        raise PublishError(
+            f"{out}: a render stopped midway or is running ({tree.JOURNAL_NAME} is there); "
+            "render again before publishing"
+        )
     found = manifest.read(out)
     if found is None:
         raise PublishError(f"{out}: no manifest found; run `wellknown-build render` first")
     if not found.entries:
         raise SafetyLimitError(f"{out}: refusing to publish an empty tree")
     bodies: dict[str, bytes] = {}
+    reader = tree.Reader(out)
     for entry in found.entries:
-        try:
-            body = (out / entry.path).read_bytes()
-        except OSError as e:
-            raise PublishError(f"{out / entry.path}: {e.strerror}; render again") from None
+        body = reader.read(entry.path)
         if hashlib.sha256(body).hexdigest() != entry.sha256:
             raise PublishError(
                 f"{out / entry.path} differs from the manifest (edited after render?); "

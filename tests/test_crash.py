@@ -1,0 +1,204 @@
+"""kill -9 at any instant of a re-render, and two renders at once, never leave a tree that a
+later run or `--check` misreads.
+
+The render runs in a child process whose file operations (open for writing, os.replace,
+os.unlink) are counted by a wrapper in this file; at the k-th one the child sends itself
+SIGKILL. Sweeping k over the whole run kills it before the journal, while staging, between
+renames, while removing, before and after the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import filelock
+import pytest
+
+from wellknown_build import tree
+from wellknown_build.commands.render import render
+from wellknown_build.errors import PublishError, TreeError
+from wellknown_build.publish.run import _read_tree
+
+from .helpers import KEY_MAKERS, public_pem, write
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+
+# Count every file operation that changes the tree; die at the k-th.
+_CHILD = """
+import builtins, os, signal, sys
+limit, count = int(sys.argv[1]), [0]
+def tick():
+    count[0] += 1
+    if count[0] == limit:
+        os.kill(os.getpid(), signal.SIGKILL)
+def counted(function):
+    def wrapper(*args, **kwargs):
+        tick()
+        return function(*args, **kwargs)
+    return wrapper
+real_open = builtins.open
+def open_(file, mode="r", *args, **kwargs):
+    if any(m in mode for m in "wxa"):
+        tick()
+    return real_open(file, mode, *args, **kwargs)
+builtins.open = open_
+os.replace, os.unlink = counted(os.replace), counted(os.unlink)
+import atexit
+atexit.register(lambda: print(f"operations={count[0]}", file=sys.stderr))
+from wellknown_build.cli import main
+main(sys.argv[2:], prog_name="wellknown-build")
+"""
+INSTANCES = 40
+
+
+def _config(folder: Path, version: int) -> Path:
+    """Version 2 changes every document and adds instances; version 1 is the start."""
+    lines = ["defaults:", f"  cache_control: 'public, max-age={300 * version}'", "instances:"]
+    count = INSTANCES + (10 if version == 2 else 0)
+    for i in range(count):
+        extra = f", discovery: {{v: {version}}}" if i % 2 else ""
+        lines.append(
+            f"  - {{id: i{i}, issuer: 'https://h{i % 7}.example/t{i}', "
+            f"keys: [{{path: keys/k{i % 3}.pem}}]{extra}}}"
+        )
+    path = folder / f"v{version}.yaml"
+    write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != tree.LOCK_NAME
+    }
+
+
+def _cli(*args: str, kill_at: int = 0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _CHILD, str(kill_at), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    folder = tmp_path_factory.mktemp("crash")
+    for i in range(3):
+        write(folder / "keys" / f"k{i}.pem", public_pem(KEY_MAKERS["ed25519"]()))
+    v1, v2 = _config(folder, 1), _config(folder, 2)
+    expected = {}
+    for version, config in ((1, v1), (2, v2)):
+        reference = folder / f"reference{version}"
+        render(config, reference)
+        expected[version] = _files(reference)
+    # How many counted operations a full re-render from v1 to v2 makes.
+    probe = folder / "probe"
+    render(v1, probe)
+    done = _cli("-q", "render", str(v2), "--out", str(probe))
+    assert done.returncode == 0, done.stderr
+    operations = int(done.stderr.strip().rsplit("operations=", 1)[1])
+    return {"folder": folder, "v1": v1, "v2": v2, "expected": expected, "ops": operations}
+
+
+def _killed_at(world: dict[str, object], k: int, name: str) -> Path:
+    folder, v1, v2 = (world[key] for key in ("folder", "v1", "v2"))
+    assert isinstance(folder, Path) and isinstance(v1, Path) and isinstance(v2, Path)
+    out = folder / name
+    render(v1, out)
+    result = _cli("-q", "render", str(v2), "--out", str(out), kill_at=k)
+    assert result.returncode == -9, result.stderr
+    return out
+
+
+def test_the_sweep_covers_a_whole_render(world: dict[str, object]) -> None:
+    # The journal, staging of every changed file, renames, the manifest: dozens of steps.
+    assert isinstance(world["ops"], int) and world["ops"] > 2 * INSTANCES
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.05, 0.3, 0.6, 0.9, 0.97, 1.0])
+def test_kill_9_at_any_instant(world: dict[str, object], fraction: float) -> None:
+    operations = world["ops"]
+    assert isinstance(operations, int)
+    k = max(1, min(operations - 1, round(fraction * operations)))
+    out = _killed_at(world, k, f"killed-{k}")
+    expected = world["expected"]
+    assert isinstance(expected, dict)
+    v1, v2 = world["v1"], world["v2"]
+    assert isinstance(v1, Path) and isinstance(v2, Path)
+
+    # 1. --check says "up to date" only when the tree is exactly what render writes.
+    check = _cli("render", str(v2), "--out", str(out), "--check")
+    if check.returncode == 0:
+        assert _files(out) == expected[2]
+    else:
+        assert check.returncode == 1 and "not up to date" in check.stderr
+
+    # 2. publish reads the tree only when every file matches its manifest, else refuses.
+    try:
+        entries, bodies = _read_tree(out)
+    except (PublishError, TreeError) as e:
+        assert "render again" in str(e)
+    else:
+        assert {e.path for e in entries} == set(bodies)
+        assert not tree.interrupted(out)
+
+    # 3. The next render finishes cleanly: exactly the reference tree, no temporary left.
+    again = _cli("-q", "render", str(v2), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert _files(out) == expected[2]
+    assert _cli("render", str(v2), "--out", str(out), "--check").returncode == 0
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.7, 0.97])
+def test_going_back_after_a_kill_removes_what_the_killed_run_wrote(
+    world: dict[str, object], fraction: float
+) -> None:
+    """Files the killed run created (new instances) are ours: the journal says so."""
+    operations = world["ops"]
+    assert isinstance(operations, int)
+    k = round(fraction * operations)
+    out = _killed_at(world, k, f"back-{k}")
+    v1, expected = world["v1"], world["expected"]
+    assert isinstance(v1, Path) and isinstance(expected, dict)
+    again = _cli("-q", "render", str(v1), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert _files(out) == expected[1]
+
+
+def test_a_second_render_at_the_same_time_is_refused(world: dict[str, object]) -> None:
+    folder, v1, v2 = world["folder"], world["v1"], world["v2"]
+    assert isinstance(folder, Path) and isinstance(v1, Path) and isinstance(v2, Path)
+    out = folder / "concurrent"
+    render(v1, out)
+    before = _files(out)
+    with filelock.FileLock(str(out / tree.LOCK_NAME), timeout=0):  # a render in progress
+        busy = _cli("render", str(v2), "--out", str(out))
+    assert busy.returncode == 1
+    assert "another render is writing" in busy.stderr
+    assert "Traceback" not in busy.stderr
+    assert _files(out) == before
+    assert _cli("-q", "render", str(v2), "--out", str(out)).returncode == 0
+
+
+def test_a_leftover_temporary_of_the_same_pid_blocks_nothing(
+    world: dict[str, object],
+) -> None:
+    """Temporaries have fixed names written under the lock: a stale one (PID 1 in a
+    container left it) is simply overwritten."""
+    folder, v1, v2 = world["folder"], world["v1"], world["v2"]
+    assert isinstance(folder, Path) and isinstance(v1, Path) and isinstance(v2, Path)
+    out = folder / "leftover"
+    render(v1, out)
+    changed = out / "h1.example/t1/.well-known/openid-configuration"  # v2 changes it
+    stale = changed.with_name(".openid-configuration.wkb.tmp")
+    stale.write_text("stale")
+    os.chmod(stale, 0o644)
+    assert _cli("-q", "render", str(v2), "--out", str(out)).returncode == 0
+    assert not stale.exists()
