@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import ROOT, Run, write, write_config
+from .helpers import ROOT, Run, write_config
 
 GOOD = "instances: [{id: a, issuer: 'https://a.example', keys: [{path: keys/ed.pem}]}]\n"
 
@@ -50,10 +50,13 @@ def test_usage_errors_are_exit_2(run: Run, tmp_path: Path) -> None:
 
 def test_tree_error_is_exit_1(run: Run, tmp_path: Path, ed_key: Path) -> None:
     write_config(tmp_path, GOOD)
-    write(tmp_path / "out" / ".wellknown-build.json", "{damaged")
+    (tmp_path / "out" / "a.example" / ".well-known" / "jwks.json").mkdir(parents=True)
     result = run("render", "instances.yaml")
     assert result.exit_code == 1
-    assert "error: out/.wellknown-build.json: the manifest is damaged" in result.output
+    assert result.output == (
+        "error: out/a.example/.well-known/jwks.json is a folder, not a file, "
+        "but a document must be written there\n"
+    )
 
 
 def test_python_dash_m() -> None:

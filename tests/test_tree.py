@@ -133,11 +133,27 @@ def test_paths_never_leave_out(tmp_path: Path, path: str) -> None:
         tree._Paths(tmp_path)(path)
 
 
-def test_damaged_manifest(tmp_path: Path, ed_key: Path) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "{not json",
+        '{"format": 1, "files": [{"path": "../../etc/passwd"}]}',
+        '{"format": 99, "files": []}',
+        "[]",
+    ],
+)
+def test_damaged_manifest_is_rewritten_and_names_nothing_to_remove(
+    tmp_path: Path, ed_key: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
     out = tmp_path / "out"
-    write(out / MANIFEST_NAME, "{not json")
-    with pytest.raises(TreeError, match="manifest is damaged"):
-        render(write_config(tmp_path, ONE), out)
+    config = write_config(tmp_path, ONE)
+    write(out / MANIFEST_NAME, damage)
+    keep = write(out / "elsewhere.example" / "keep.json", "not ours")
+    assert not check(config, out).changes.clean
+    render(config, out)
+    assert "files it listed will not be removed" in caplog.text
+    assert keep.exists()
+    assert check(config, out).changes.clean
 
 
 def test_out_is_a_file(tmp_path: Path, ed_key: Path) -> None:

@@ -17,7 +17,7 @@ from . import jsondoc, timing
 from .commands.render import check as run_check
 from .commands.render import render as run_render
 from .commands.validate import validate as run_validate
-from .errors import WellknownError
+from .errors import ConfigError, WellknownError, one_line
 from .keys import KID_METHODS
 from .keys.generate import TYPES as KEY_TYPES
 from .publish.options import ACLS, endpoint_problem, prefix_problem
@@ -32,7 +32,8 @@ def _reported() -> Iterator[None]:
     try:
         yield
     except WellknownError as e:
-        click.echo(f"error: {e}", err=True)
+        text = str(e) if isinstance(e, ConfigError) else one_line(str(e))  # one line each
+        click.echo(f"error: {text}", err=True)
         sys.exit(e.exit_code)
 
 

@@ -67,7 +67,7 @@ def load(path: Path) -> Loaded:
     templates_dir = None
     if "templates_dir" in top:
         templates_dir = path.parent / top["templates_dir"]
-        if not templates_dir.is_dir():
+        if not os.path.isdir(templates_dir):  # False for any OSError (a name too long)
             problems.append(Problem("templates_dir", f"folder not found: {top['templates_dir']}"))
     readable: list[tuple[Instance, bool]] = []
     base = path.parent

@@ -5,6 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+# Control characters (a file name or value with a newline, say) written as escapes, so that
+# every problem stays on its one line.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def one_line(text: str) -> str:
+    return text.translate(_ESCAPES)
+
 
 def shown(value: object) -> str:
     """A value as a message quotes it: short, and never a 5,000-digit integer (which even
@@ -33,11 +41,11 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
         who = f" [instance {self.instance}]" if self.instance else ""
-        return f"{where}{self.message}{who}"
+        return one_line(f"{where}{self.message}{who}")
 
     def located(self, source: str) -> str:
         """`file:line: path: message`, the form editors and CI logs link to a line."""
-        return f"{source}:{self.line}: {self}" if self.line else str(self)
+        return f"{one_line(source)}:{self.line}: {self}" if self.line else str(self)
 
     def at_line(self, line: int | None) -> Problem:
         return replace(self, line=line)
@@ -53,7 +61,7 @@ class ConfigError(WellknownError):
 
     def _describe(self) -> str:
         count = len(self.problems)
-        head = f"{self.source}: {count} problem{'s' if count != 1 else ''}"
+        head = f"{one_line(self.source)}: {count} problem{'s' if count != 1 else ''}"
         return "\n".join([head, *(f"  {p.located(self.source)}" for p in self.problems)])
 
 
@@ -62,7 +70,7 @@ class StrictError(ConfigError):
 
     def _describe(self) -> str:
         count = len(self.problems)
-        head = f"{self.source}: {count} warning{'s' if count != 1 else ''} (--strict)"
+        head = f"{one_line(self.source)}: {count} warning{'s' if count != 1 else ''} (--strict)"
         return "\n".join([head, *(f"  {p.located(self.source)}" for p in self.problems)])
 
 

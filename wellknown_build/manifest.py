@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import jsondoc
 from .documents import KIND_DISCOVERY, KIND_JWKS, KIND_OAUTH, Document
-from .errors import TreeError
+from .errors import TreeError, shown
 from .files import InputFileError, MiB, read_regular
 
 MANIFEST_NAME = ".wellknown-build.json"
@@ -130,7 +130,7 @@ def parse(data: bytes, source: str) -> Manifest:
         raw = json.loads(data)
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             found = raw.get("format") if isinstance(raw, dict) else None
-            raise TreeError(f"{source}: manifest format {found!r} is not {FORMAT}; render again")
+            raise TreeError(f"{source}: manifest format {shown(found)} is not {FORMAT}")
         files = raw["files"]
         if not isinstance(files, list):
             raise TypeError("files is not a list")
@@ -139,7 +139,7 @@ def parse(data: bytes, source: str) -> Manifest:
             raise ValueError("a path is listed twice")
         return Manifest(entries)
     except (ValueError, KeyError, TypeError, RecursionError) as e:
-        raise TreeError(f"{source}: the manifest is damaged ({e}); render again") from None
+        raise TreeError(f"{source}: the manifest is damaged ({e})") from None
 
 
 def read(out: Path) -> Manifest | None:

@@ -156,6 +156,8 @@ def compare(out: Path, documents: Sequence[Document]) -> Changes:
             pass
         except InputFileError as e:
             raise TreeError(f"{manifest_path} {e}") from None
+        except TreeError as e:  # damaged: rewrite it, but remove nothing it names
+            log.warning("%s; files it listed will not be removed", e)
     if journal is not None:
         owned += journal["paths"]
     created: list[str] = []
