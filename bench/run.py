@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from choices import bench_choices
 from fixtures import big_config
 
 ROOT = Path(__file__).parent.parent
@@ -198,5 +199,10 @@ def bench_publish() -> None:
 if __name__ == "__main__":
     WORK.mkdir(exist_ok=True)
     sys.path.insert(0, str(ROOT))
-    bench_render()
-    bench_publish()
+    only = os.environ.get("BENCH_ONLY", "choices,render,publish").split(",")
+    if "choices" in only:
+        bench_choices(big_config(WORK / f"render-{INSTANCES}", INSTANCES), REPEAT)
+    if "render" in only:
+        bench_render()
+    if "publish" in only:
+        bench_publish()

@@ -185,3 +185,26 @@ def _has_float(value: object) -> bool:
 def test_not_plain_json_is_named(value: object, reason: str) -> None:
     found = jsondoc.problems(value)
     assert found and reason in found[0][1]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ 1/0 }}", "ZeroDivisionError"),
+        ('{"issuer": {{ issuer|tojson }}, "x": NaN}', "did not produce JSON"),
+        ('{"issuer": {{ issuer|tojson }}, "x": 1e999}', "not a number JSON can carry"),
+        ('{"issuer": {{ issuer|tojson }}, "x": 12345678901234567890}', "beyond"),
+        ("[1]", "must produce a JSON object"),
+        ("{{ undefined_name }}", "undefined"),
+    ],
+)
+def test_template_errors_are_template_errors(tmp_path: Path, template: str, message: str) -> None:
+    write(tmp_path / "t" / "openid-configuration" / "bad.json.j2", template)
+    write(tmp_path / "keys" / "ed.pem", public_pem(KEY_MAKERS["ed25519"]()))
+    config = write_config(
+        tmp_path,
+        "templates_dir: t\ninstances: [{id: x, issuer: 'https://h.example', template: bad, "
+        "keys: [{path: keys/ed.pem}]}]",
+    )
+    with pytest.raises(ConfigError, match=message):
+        build(config)

@@ -160,3 +160,49 @@ def test_out_is_a_file(tmp_path: Path, ed_key: Path) -> None:
     write(tmp_path / "out", "x")
     with pytest.raises(TreeError, match="not a folder"):
         render(write_config(tmp_path, ONE), tmp_path / "out")
+
+
+def test_no_space_for_the_manifest_is_an_error_and_the_next_render_finishes(
+    tmp_path: Path, ed_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    render(write_config(tmp_path, ONE), out)
+    config = write_config(tmp_path, TWO)
+    real = Path.write_bytes
+
+    def full_disk(self: Path, data: Any) -> int:
+        if self.name.startswith(MANIFEST_NAME):
+            raise OSError(28, "No space left on device", str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(TreeError, match="No space left on device"):
+        render(config, out)
+    monkeypatch.undo()
+    assert tree.interrupted(out)  # files replaced, manifest old: publish must refuse
+    assert not check(config, out).changes.clean
+    render(config, out)
+    assert check(config, out).changes.clean and not tree.interrupted(out)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_permission_denied_while_removing_is_an_error(
+    tmp_path: Path, ed_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    render(write_config(tmp_path, TWO), out)
+    config = write_config(tmp_path, ONE)
+    real = Path.unlink
+
+    def denied(self: Path, missing_ok: bool = False) -> None:
+        if "b.example" in str(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        real(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", denied)
+    with pytest.raises(TreeError, match=r"Permission denied.*render again to finish"):
+        render(config, out)
+    monkeypatch.undo()
+    render(config, out)
+    assert not (out / "b.example").exists()
+    assert check(config, out).changes.clean

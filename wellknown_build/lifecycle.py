@@ -2,9 +2,10 @@
 
 A key is `next` (published, not signing yet), `active` (signing) or `retired` (no longer
 signing, published until the tokens it signed have expired). `not_before` is when a key
-starts signing; `not_after` is when it leaves the JWKS. The timing rules (REFERENCES.md,
-Rotation): publish a key at least the cache TTL before anything signs with it, and keep it
-for the longest token lifetime plus the cache TTL after it stopped signing.
+starts signing; `not_after` is when it leaves the JWKS. The timing rules (OpenID Connect
+Core §10.1.1 on signing key rotation, RFC 9111 on caching): publish a key at least the cache
+TTL before anything signs with it, and keep it for the longest token lifetime plus the cache
+TTL after it stopped signing.
 """
 
 from __future__ import annotations

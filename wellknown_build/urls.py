@@ -1,4 +1,4 @@
-"""Issuer and jwks_uri rules (OIDC Discovery §3-4, REFERENCES.md) and where each URL lands on disk.
+"""Issuer and jwks_uri rules (OIDC Discovery §3-4, RFC 8414 §3) and where each URL lands on disk.
 
 URLs are joined as strings: urljoin would drop the issuer's path.
 """
