@@ -15,10 +15,19 @@ from .thumbprint import spki_sha256
 from .types import KeyType
 
 
+def _name(cert: x509.Certificate, which: str) -> str:
+    """cryptography parses names only when asked; a broken one is shown, not a traceback."""
+    try:
+        name: x509.Name = getattr(cert, which)
+        return name.rfc4514_string()
+    except ValueError:
+        return "(cannot be read)"
+
+
 def _certificate(cert: x509.Certificate) -> dict[str, str]:
     return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
+        "subject": _name(cert, "subject"),
+        "issuer": _name(cert, "issuer"),
         "not_valid_before": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "not_valid_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

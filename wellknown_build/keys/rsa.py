@@ -18,7 +18,19 @@ def _key(key: PublicKeyTypes) -> rsa.RSAPublicKey:
     return key
 
 
+def _check(numbers: rsa.RSAPublicNumbers) -> None:
+    """An even modulus has the factor 2, and an exponent must be odd and at least 3: no real
+    key looks like that, and cryptography loads an even modulus all the same."""
+    if numbers.n % 2 == 0:
+        raise KeyLoadError("this RSA public key cannot be valid: its modulus is even")
+    if numbers.e < 3 or numbers.e % 2 == 0:
+        raise KeyLoadError(
+            f"this RSA public key cannot be valid: its exponent {numbers.e} is even or below 3"
+        )
+
+
 def _algs(key: PublicKeyTypes, requested: str | None) -> tuple[str, ...]:
+    _check(_key(key).public_numbers())
     bits = _key(key).key_size
     if bits < MIN_BITS:
         raise KeyLoadError(f"RSA key of {bits} bits is too short; at least {MIN_BITS} are required")

@@ -8,7 +8,7 @@ import hashlib
 import itertools
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import KeyLoadError
@@ -23,16 +23,30 @@ def check_chain(certificates: tuple[x509.Certificate, ...]) -> None:
             if child.issuer != parent.subject:
                 raise ValueError
             child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             raise KeyLoadError(
                 f"certificate {index + 2} in the file did not issue certificate {index + 1}: "
                 "x5c must list the leaf first, then each issuer in order"
             ) from None
 
 
+def check_names(certificates: tuple[x509.Certificate, ...]) -> None:
+    """cryptography parses names only when asked: a certificate published in x5c must have
+    a subject and issuer that can be read."""
+    for index, cert in enumerate(certificates):
+        try:
+            cert.subject.rfc4514_string()
+            cert.issuer.rfc4514_string()
+        except ValueError:
+            raise KeyLoadError(
+                f"certificate {index + 1} in the file has a subject or issuer that cannot be read"
+            ) from None
+
+
 def with_certificates(jwk: JWK, certificates: tuple[x509.Certificate, ...]) -> JWK:
     if not certificates:
         raise KeyLoadError("x5c needs the key given as a certificate (or a chain, leaf first)")
+    check_names(certificates)
     check_chain(certificates)
     ders = [c.public_bytes(serialization.Encoding.DER) for c in certificates]
     return dataclasses.replace(
