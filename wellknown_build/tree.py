@@ -27,7 +27,7 @@ from pathlib import Path
 
 import filelock
 
-from . import manifest
+from . import jsondoc, manifest
 from .documents import Document
 from .errors import TreeError
 from .files import DOCUMENT_LIMIT, InputFileError, read_regular
@@ -310,7 +310,7 @@ def write(out: Path, documents: Sequence[Document]) -> Changes:
         }
         if journal is not None:  # keep what the interrupted run may have left
             record["paths"] = sorted({*record["paths"], *journal["paths"]})
-        _replace_file(out / JOURNAL_NAME, json.dumps(record, indent=1).encode())
+        _replace_file(out / JOURNAL_NAME, jsondoc.dumps(record))
         try:
             staged = _stage(changes.pending, out)
         except TreeError:

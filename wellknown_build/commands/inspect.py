@@ -21,7 +21,9 @@ def passphrase_source(env: str | None, label: str) -> Callable[[], bytes | None]
         if env:
             return passphrase_from_env(env, "--passphrase-env")
         if sys.stdin.isatty():
-            return str(click.prompt(f"Passphrase for {label}", hide_input=True)).encode()
+            return str(click.prompt(f"Passphrase for {label}", hide_input=True)).encode(
+                "utf-8", "surrogateescape"
+            )
         return None
 
     return ask

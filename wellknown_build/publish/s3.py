@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+from .. import jsondoc
 from ..errors import PublishError
 from ..manifest import Entry
 from .plan import OWNER
@@ -153,7 +153,7 @@ class Bucket:
             self.client.put_object(
                 Bucket=self.name,
                 Key=key,
-                Body=json.dumps(value, sort_keys=True).encode(),
+                Body=jsondoc.dumps_line(value).encode(),
                 ContentType="application/json",
                 CacheControl="no-store",
                 Metadata={META_OWNER: OWNER},
