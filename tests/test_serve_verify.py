@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import urllib.request
@@ -85,9 +86,12 @@ def test_verify_finds_a_wrong_content_type(run: Run, out: Path, tmp_path: Path) 
     served = tmp_path / "served"
     shutil.copytree(out, served)
     manifest = served / MANIFEST_NAME
-    manifest.write_text(
-        manifest.read_text().replace(
-            '"content_type": "application/json"', '"content_type": "binary/octet-stream"', 1
+    manifest.write_text(  # whatever the spacing of the manifest's JSON
+        re.sub(
+            r'"content_type":\s*"application/json"',
+            '"content_type": "binary/octet-stream"',
+            manifest.read_text(),
+            count=1,
         )
     )
     with running(served) as server:
