@@ -208,3 +208,53 @@ def test_template_errors_are_template_errors(tmp_path: Path, template: str, mess
     )
     with pytest.raises(ConfigError, match=message):
         build(config)
+
+
+def _discovery(tmp_path: Path, instance_extra: str, key: str = "ed25519") -> dict[str, object]:
+    write(tmp_path / "keys" / "k.pem", public_pem(KEY_MAKERS[key]()))
+    config = write_config(
+        tmp_path,
+        "defaults: {discovery: {claims_supported: [sub]}}\n"
+        f"instances: [{{id: x, issuer: 'https://h.example', keys: [{{path: keys/k.pem}}]{instance_extra}}}]",
+    )
+    (document,) = [d for d in build(config).documents if d.kind == "openid-configuration"]
+    result: dict[str, object] = json.loads(document.body)
+    return result
+
+
+def test_minimal_template_merges_discovery_members(tmp_path: Path) -> None:
+    assert _discovery(tmp_path, ", template: minimal, discovery: {scopes_supported: [openid]}") == {
+        "issuer": "https://h.example",
+        "jwks_uri": "https://h.example/.well-known/jwks.json",
+        "claims_supported": ["sub"],
+        "scopes_supported": ["openid"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ", discovery: {id_token_signing_alg_values_supported: [RS256]}",
+            "does not list EdDSA, the alg of published keys",
+        ),
+        (
+            ", discovery: {token_endpoint_auth_signing_alg_values_supported: [RS256, none]}",
+            "token_endpoint_auth_signing_alg_values_supported must not contain 'none'",
+        ),
+        (
+            ", oauth_metadata: true, discovery: {revocation_endpoint_auth_signing_alg_values_supported: [none]}",
+            "must not contain 'none'",
+        ),
+    ],
+)
+def test_advertised_algs_must_be_sound(tmp_path: Path, extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _discovery(tmp_path, extra)
+
+
+def test_advertised_algs_covering_the_keys_pass(tmp_path: Path) -> None:
+    algs = _discovery(
+        tmp_path, ", discovery: {id_token_signing_alg_values_supported: [RS256, EdDSA]}"
+    )
+    assert algs["id_token_signing_alg_values_supported"] == ["RS256", "EdDSA"]

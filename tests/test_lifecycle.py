@@ -141,7 +141,7 @@ def test_durations() -> None:
         1209600,
         300,
     ]
-    for bad in ("1 fortnight", "-5", "PT", True, 3.0, "P", "1h30m", "٣"):
+    for bad in ("1 fortnight", "-5", "PT", True, 3.5, -1.0, float("inf"), "P", "1h30m", "٣"):
         with pytest.raises(ValueError, match="not a duration"):
             parse_duration(bad)
     with pytest.raises(ValueError, match="longer than 100 years"):
@@ -181,3 +181,101 @@ def test_cli_now_and_strict(run: Run, tmp_path: Path, keys: None) -> None:
     dropped = run("render", "instances.yaml", "--now", "2026-12-04T00:00:00Z")
     assert "kid old dropped: not_after 2026-12-03T00:00:00Z has passed" in dropped.output
     assert run("render", "instances.yaml", "--now", "tomorrow").exit_code == 2
+
+
+UNSAFE = """
+defaults: {{token_lifetime: 1h, cache_ttl: 15m}}
+instances:
+  - id: x
+    issuer: https://h.example
+    keys:
+      - {{path: keys/old.pem, kid: old, status: {old}, not_before: 2026-01-01T00:00:00Z, not_after: {not_after}}}
+      - {{path: keys/new.pem, kid: new, status: {new}, not_before: 2026-12-01T00:00:00Z}}
+"""
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        "2026-12-01T00:59:59Z",  # 1 s before the unsafe not_after
+        "2026-12-01T01:00:00Z",  # at it: the key is dropped
+        "2026-12-01T01:00:01Z",  # 1 s after
+        "2027-01-01T00:00:00Z",  # long after
+    ],
+)
+def test_an_unsafe_drop_is_reported_before_and_after_it_happens(
+    tmp_path: Path, keys: None, now: str
+) -> None:
+    config = write_config(
+        tmp_path, UNSAFE.format(old="retired", new="active", not_after="2026-12-01T01:00:00Z")
+    )
+    result = build(config, parse_instant(now))
+    (warning,) = [w for w in result.warnings if w.path.endswith("keys[0].not_after")]
+    assert "keep it until 2026-12-01T01:15:00Z" in warning.message
+
+
+@pytest.mark.parametrize(
+    ("status", "not_after", "unsafe"),
+    [
+        ("retired", "2026-12-01T01:14:59Z", True),  # 1 s short of takeover + 1h + 15m
+        ("retired", "2026-12-01T01:15:00Z", False),
+        ("active", "2026-12-01T00:20:00Z", True),  # leaves 20 min after its last signature
+        ("active", "2026-12-01T01:14:59Z", True),
+        ("active", "2026-12-01T01:15:00Z", False),
+    ],
+)
+def test_drop_boundaries(
+    tmp_path: Path, keys: None, status: str, not_after: str, unsafe: bool
+) -> None:
+    new = "next" if status == "active" else "active"
+    config = write_config(tmp_path, UNSAFE.format(old=status, new=new, not_after=not_after))
+    result = build(config, parse_instant("2026-11-20T00:00:00Z"))
+    found = [w for w in result.warnings if w.path.endswith("keys[0].not_after")]
+    assert bool(found) == unsafe, found
+
+
+def test_an_active_key_leaving_without_a_successor(tmp_path: Path, keys: None) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        instances:
+          - id: x
+            issuer: https://h.example
+            keys: [{path: keys/old.pem, not_after: 2027-01-01T00:00:00Z}]
+        """,
+    )
+    (warning,) = build(config, parse_instant("2026-11-20T00:00:00Z")).warnings
+    assert "leaves the JWKS at 2027-01-01T00:00:00Z while it still signs" in warning.message
+
+
+def test_unsafe_drop_fails_strict_after_it_happened(run: Run, tmp_path: Path, keys: None) -> None:
+    write_config(
+        tmp_path, UNSAFE.format(old="retired", new="active", not_after="2026-12-01T01:00:00Z")
+    )
+    late = run("validate", "instances.yaml", "--now", "2027-01-01", "--strict")
+    assert late.exit_code == 1
+    assert "keep it until 2026-12-01T01:15:00Z" in late.output
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "ttl"),
+    [
+        ("public, max-age=300", 300),
+        ("Max-Age=3600", 3600),  # directive names are case-insensitive (RFC 9111 §5.2)
+        ('max-age="3600"', 3600),  # and the quoted form is allowed
+        ("public, max-age=60, stale-while-revalidate=300", 360),  # RFC 5861
+        ("public, max-age=60, stale-if-error=86400", 86460),
+        ("public, s-maxage=600, max-age=60", 600),
+        ("no-store", 0),
+    ],
+)
+def test_cache_ttl_from_cache_control(
+    tmp_path: Path, keys: None, cache_control: str, ttl: int
+) -> None:
+    config = write_config(
+        tmp_path,
+        f"defaults: {{cache_control: '{cache_control}'}}\n"
+        "instances: [{id: x, issuer: 'https://h.example', keys: [{path: keys/old.pem}]}]\n",
+    )
+    (instance,) = build(config).config.instances
+    assert instance.cache_ttl == ttl + 600  # plus node jose's own 10 minutes

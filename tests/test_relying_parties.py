@@ -22,10 +22,10 @@ def keys(tmp_path: Path) -> Path:
     return folder
 
 
-def _problems(tmp_path: Path, party: str, issuer: str, keys: str) -> list[str]:
+def _problems(tmp_path: Path, party: str, issuer: str, keys: str, extra: str = "") -> list[str]:
     path = write_config(
         tmp_path,
-        f"instances: [{{id: x, issuer: '{issuer}', relying_parties: [{party}], keys: [{keys}]}}]",
+        f"instances: [{{id: x, issuer: '{issuer}', relying_parties: [{party}], keys: [{keys}]{extra}}}]",
     )
     try:
         build(path)
@@ -66,11 +66,11 @@ def _problems(tmp_path: Path, party: str, issuer: str, keys: str) -> list[str]:
             "OKP keys are not accepted",
         ),
         (
-            "gcp-wif",
+            "oidc-strict",
             "https://h.example",
-            "{path: keys/cert.pem}",
-            "{path: keys/cert.pem, x5c: true}",
-            "members x5c, x5t#S256 are not accepted",
+            None,
+            "{path: keys/rsa.pem}",
+            "lacks REQUIRED authorization_endpoint",
         ),
         (
             "kubernetes",
@@ -123,3 +123,71 @@ def test_defaults_apply(tmp_path: Path, keys: Path) -> None:
     with pytest.raises(ConfigError, match="aws-apigateway-http would reject this"):
         build(path)
 
+
+def test_gcp_wif_fetching_jwks_uri_takes_x5c(tmp_path: Path, keys: Path) -> None:
+    """GCP's member allow-list is for uploaded key sets (jwksJson), not for jwks_uri."""
+    assert (
+        _problems(tmp_path, "gcp-wif", "https://h.example", "{path: keys/cert.pem, x5c: true}")
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("", []),  # the default cache_ttl covers the 2 hours
+        (", cache_ttl: 2h", []),
+        (", cache_ttl: 7199", ["caches a JWKS up to 2h, longer than cache_ttl (7199s)"]),
+        (", cache_ttl: 15m", ["caches a JWKS up to 2h, longer than cache_ttl (15m)"]),
+    ],
+)
+def test_api_gateway_caches_two_hours(
+    tmp_path: Path, keys: Path, extra: str, expected: list[str]
+) -> None:
+    found = _problems(
+        tmp_path, "aws-apigateway-http", "https://h.example", "{path: keys/rsa.pem}", extra
+    )
+    assert len(found) == len(expected)
+    for problem, reason in zip(found, expected, strict=True):
+        assert reason in problem
+
+
+STRICT_OK = (
+    ", discovery: {authorization_endpoint: 'https://h.example/authorize', "
+    "token_endpoint: 'https://h.example/token', "
+    "response_types_supported: [code, id_token]}"
+)
+
+
+@pytest.mark.parametrize(
+    ("keys_yaml", "extra", "reasons"),
+    [
+        ("{path: keys/rsa.pem}", STRICT_OK, []),
+        ("{path: keys/ec.pem}", STRICT_OK, ["must include RS256"]),
+        (
+            "{path: keys/rsa.pem}",
+            ", discovery: {authorization_endpoint: 'https://h.example/a'}",
+            [],  # implicit only (id_token): no token_endpoint needed
+        ),
+        (
+            "{path: keys/rsa.pem}",
+            ", discovery: {authorization_endpoint: 'https://h.example/a', response_types_supported: [code]}",
+            ["lacks REQUIRED token_endpoint"],
+        ),
+        (
+            "{path: keys/rsa.pem}",
+            ", template: minimal",
+            [
+                "lacks REQUIRED authorization_endpoint, response_types_supported, "
+                "subject_types_supported, id_token_signing_alg_values_supported, token_endpoint"
+            ],
+        ),
+    ],
+)
+def test_oidc_strict(
+    tmp_path: Path, keys: Path, keys_yaml: str, extra: str, reasons: list[str]
+) -> None:
+    found = _problems(tmp_path, "oidc-strict", "https://h.example", keys_yaml, extra)
+    assert len(found) == len(reasons), found
+    for problem, reason in zip(found, reasons, strict=True):
+        assert reason in problem

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import relying_parties
 from .config import load
-from .documents import Document, instance_documents
+from .documents import KIND_DISCOVERY, Document, instance_documents
 from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
 from .keys import (
     JWK,
@@ -162,14 +163,19 @@ def _documents(
     outcome = select(instance, keyed, now)
     notices += outcome.notices
     warnings += outcome.warnings
-    problems += outcome.errors + relying_parties.check(instance, outcome.published)
+    problems += outcome.errors
     if len(problems) > before:
         return []
     try:
-        return instance_documents(instance, outcome.published, renderer)
+        documents = instance_documents(instance, outcome.published, renderer)
     except TemplateError as e:
         problems.append(Problem(f"{instance.where}.template", str(e), instance.id))
         return []
+    discovery: dict[str, object] = {}
+    if relying_parties.READ_DOCUMENT.intersection(instance.relying_parties):
+        discovery = json.loads(next(d.body for d in documents if d.kind == KIND_DISCOVERY))
+    problems += relying_parties.check(instance, outcome.published, discovery)
+    return [] if len(problems) > before else documents
 
 
 def build(config_path: Path, now: dt.datetime | None = None) -> Build:

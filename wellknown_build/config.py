@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import jsondoc, schema, timing, urls
+from . import cachecontrol, jsondoc, relying_parties, schema, timing, urls
 from .errors import Problem, shown
 from .model import (
     CLIENT_CACHE,
@@ -28,10 +28,8 @@ from .model import (
 )
 from .yamlload import Source, load_yaml
 
-_MAX_AGE = re.compile(r"(?:^|,)\s*(?:max-age|s-maxage)\s*=\s*(\d+)")
-_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_HEADER_VALUE = re.compile(r"^[\x20-\x7e]+$")
-_RESERVED_DISCOVERY = ("issuer", "jwks_uri")
+_TEMPLATE_NAME = re.compile(schema.TEMPLATE_PATTERN)
+_HEADER_VALUE = re.compile(schema.HEADER_PATTERN)
 _DURATIONS = ("token_lifetime", "cache_ttl")
 
 
@@ -61,8 +59,6 @@ def load(path: Path) -> Loaded:
     top = schema.check_mapping(source.data, schema.TOP_FIELDS, "", problems) or {}
     defaults = _defaults(top, problems)
     raw_instances = top.get("instances", [])
-    if not raw_instances and "instances" in top:
-        problems.append(Problem("instances", "must list at least one instance"))
     duplicates = _duplicate_ids(raw_instances, problems)
     templates_dir = None
     if "templates_dir" in top:
@@ -128,11 +124,11 @@ def _check_common(
 ) -> None:
     """Checks of the fields that instances and defaults share; bad values are removed."""
     template = values.get("template")
-    if template is not None and not _TEMPLATE_NAME.match(template):
+    if template is not None and not _TEMPLATE_NAME.fullmatch(template):
         problems.append(Problem(f"{where}.template", f"{template!r} is not a template name", label))
         del values["template"]
     cache = values.get("cache_control")
-    if cache is not None and not _HEADER_VALUE.match(cache):
+    if cache is not None and not _HEADER_VALUE.fullmatch(cache):
         problems.append(
             Problem(f"{where}.cache_control", "must be printable ASCII on one line", label)
         )
@@ -141,7 +137,7 @@ def _check_common(
     if discovery is not None:
         before = len(problems)
         for name in discovery:
-            if isinstance(name, str) and name in _RESERVED_DISCOVERY:
+            if isinstance(name, str) and name in schema.RESERVED_DISCOVERY:
                 problems.append(
                     Problem(
                         f"{where}.discovery.{name}",
@@ -189,8 +185,6 @@ def _instance(
         for message in urls.check_https_url(jwks_uri, what="jwks_uri", allow_trailing_slash=False):
             problems.append(Problem(f"{where}.jwks_uri", message, label))
     raw_keys = values.get("keys")
-    if raw_keys == []:
-        problems.append(Problem(f"{where}.keys", "must list at least one key", label))
     keys = [
         _key(item, f"{where}.keys[{i}]", label, defaults.key, base, problems)
         for i, item in enumerate(raw_keys or [])
@@ -203,6 +197,7 @@ def _instance(
                 durations[name] = seconds
     merged = {**defaults.values, **values}
     cache_control = merged.get("cache_control", DEFAULT_CACHE_CONTROL)
+    parties = tuple(merged.get("relying_parties", ()))
     if not raw_keys or None in keys:
         return None
     return Instance(
@@ -215,16 +210,21 @@ def _instance(
         discovery={**defaults.values.get("discovery", {}), **values.get("discovery", {})},
         where=where,
         token_lifetime=durations.get("token_lifetime", DEFAULT_TOKEN_LIFETIME),
-        cache_ttl=durations.get("cache_ttl", _default_cache_ttl(cache_control)),
-        relying_parties=tuple(merged.get("relying_parties", ())),
+        cache_ttl=durations.get("cache_ttl", _default_cache_ttl(cache_control, parties)),
+        relying_parties=parties,
         oauth_metadata=merged.get("oauth_metadata", False),
     )
 
 
-def _default_cache_ttl(cache_control: str) -> int:
-    """The longest of max-age and s-maxage (the CDN's), plus relying parties' own cache."""
-    ages = [int(m) for m in _MAX_AGE.findall(cache_control)]
-    return min(max(ages, default=0), timing.MAX_DURATION) + CLIENT_CACHE
+def _default_cache_ttl(cache_control: str, parties: tuple[str, ...]) -> int:
+    """What HTTP caches may hold (max-age or s-maxage, plus stale-while-revalidate or
+    stale-if-error), plus the relying parties' own JWKS cache: node jose's 10 minutes, or
+    longer for a listed relying party that caches longer (API Gateway: 2 hours)."""
+    client = max(
+        (relying_parties.CACHES[p].seconds for p in parties if p in relying_parties.CACHES),
+        default=0,
+    )
+    return cachecontrol.held_for(cache_control, timing.MAX_DURATION) + max(CLIENT_CACHE, client)
 
 
 def _duration(raw: object, at: str, label: str | None, problems: list[Problem]) -> int | None:

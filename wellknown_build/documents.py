@@ -54,8 +54,18 @@ def template_context(
     }
 
 
-def check_metadata(document: dict[str, Any], instance: Instance) -> list[str]:
-    """What a template produced that relying parties would reject."""
+# Members whose algs sign client authentication (OIDC Discovery §3, RFC 8414 §2): "none" MUST
+# NOT be among them.
+_AUTH_SIGNING_ALGS = (
+    "token_endpoint_auth_signing_alg_values_supported",
+    "revocation_endpoint_auth_signing_alg_values_supported",
+    "introspection_endpoint_auth_signing_alg_values_supported",
+)
+
+
+def check_metadata(document: dict[str, Any], instance: Instance, algs: list[str]) -> list[str]:
+    """What a template produced that relying parties would reject. `algs` are the published
+    keys' algs."""
     problems = []
     if document.get("issuer") != instance.issuer:
         problems.append(
@@ -67,13 +77,23 @@ def check_metadata(document: dict[str, Any], instance: Instance) -> list[str]:
             f"jwks_uri {document.get('jwks_uri')!r} is not where the JWKS is published "
             f"({instance.jwks_uri!r})"
         )
-    algs = document.get("id_token_signing_alg_values_supported")
-    if algs is not None and (
-        not isinstance(algs, list) or not all(isinstance(a, str) for a in algs)
-    ):
-        problems.append("id_token_signing_alg_values_supported must be a list of strings")
-    elif algs is not None and "none" in algs:
-        problems.append("id_token_signing_alg_values_supported must not contain 'none'")
+    for name in ("id_token_signing_alg_values_supported", *_AUTH_SIGNING_ALGS):
+        listed = document.get(name)
+        if listed is None:
+            continue
+        if not isinstance(listed, list) or not all(isinstance(a, str) for a in listed):
+            problems.append(f"{name} must be a list of strings")
+        elif "none" in listed:
+            problems.append(f"{name} must not contain 'none'")
+    advertised = document.get("id_token_signing_alg_values_supported")
+    if isinstance(advertised, list):
+        # go-oidc and others verify only the algs listed here: a key outside it verifies nothing
+        uncovered = sorted(set(algs) - set(advertised))
+        if uncovered:
+            problems.append(
+                f"id_token_signing_alg_values_supported does not list {', '.join(uncovered)}, "
+                "the alg of published keys: clients that honour it would reject their tokens"
+            )
     problems += [f"{name} is an empty array; omit it" for name, v in document.items() if v == []]
     return problems
 
@@ -89,7 +109,7 @@ def metadata_document(
     """A metadata document (openid-configuration, RFC 8414) from its template, checked."""
     name = f"{kind}/{template}.json.j2"
     document = renderer.json_object(name, context)
-    problems = check_metadata(document, instance)
+    problems = check_metadata(document, instance, context["algs"])
     if problems:
         raise TemplateError(f"template {name}: " + "; ".join(problems))
     return Document(

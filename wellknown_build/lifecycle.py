@@ -32,8 +32,16 @@ class Outcome:
 def select(instance: Instance, keyed: list[tuple[KeySpec, JWK]], now: dt.datetime) -> Outcome:
     out = Outcome()
     ttl, lifetime = instance.cache_ttl, instance.token_lifetime
+    # When the current signer took over: the moment the retired keys stopped signing. Taken
+    # from every key, dropped ones too, so that a drop that was unsafe stays reported after
+    # its not_after has passed: the check is about the configuration, not about --now.
+    takeover = max(
+        (s.not_before for s, _ in keyed if s.status == "active" and s.not_before is not None),
+        default=None,
+    )
     live = []
     for spec, jwk in keyed:
+        out.warnings += _unsafe_drop(instance, spec, jwk, keyed, takeover, ttl, lifetime)
         if spec.not_after is not None and now >= spec.not_after:
             out.notices.append(
                 Problem(
@@ -53,13 +61,8 @@ def select(instance: Instance, keyed: list[tuple[KeySpec, JWK]], now: dt.datetim
             )
         )
         return out
-    # When the current signer took over: the moment the retired keys stopped signing.
-    takeover = max(
-        (s.not_before for s, _ in live if s.status == "active" and s.not_before is not None),
-        default=None,
-    )
     for spec, jwk in live:
-        out.warnings += _check(instance, spec, jwk, now, takeover, ttl, lifetime)
+        out.warnings += _check(instance, spec, jwk, now, takeover, ttl)
     if live and not any(spec.status == "active" for spec, _ in live):
         out.warnings.append(
             Problem(
@@ -73,6 +76,63 @@ def select(instance: Instance, keyed: list[tuple[KeySpec, JWK]], now: dt.datetim
     return out
 
 
+def _unsafe_drop(
+    instance: Instance,
+    spec: KeySpec,
+    jwk: JWK,
+    keyed: list[tuple[KeySpec, JWK]],
+    takeover: dt.datetime | None,
+    ttl: int,
+    lifetime: int,
+) -> list[Problem]:
+    """A key that leaves the JWKS before the tokens it signed can have expired.
+
+    A retired key stopped signing when the active key took over. An active key with a
+    not_after signs until its successor (the next key's not_before) takes over, or, without
+    one, until it leaves: then its last tokens always outlive it.
+    """
+    if spec.not_after is None or spec.status == "next":
+        return []
+    if spec.status == "retired":
+        stopped = takeover
+        if stopped is None:
+            return []
+    else:
+        successors = [
+            s.not_before
+            for s, _ in keyed
+            if s is not spec
+            and s.status in ("next", "active")
+            and s.not_before is not None
+            and (spec.not_before is None or s.not_before > spec.not_before)
+        ]
+        stopped = min(successors, default=None)
+        if stopped is None:
+            return [
+                Problem(
+                    f"{spec.where}.not_after",
+                    f"active key {jwk.kid} leaves the JWKS at {iso(spec.not_after)} while it "
+                    "still signs: tokens it signs until then would be rejected. Add a next key "
+                    f"that takes over at least {describe(lifetime + ttl)} (token_lifetime + "
+                    "cache_ttl) before, and retire this one",
+                    instance.id,
+                )
+            ]
+    safe = after(stopped, lifetime + ttl)
+    if spec.not_after >= safe:
+        return []
+    return [
+        Problem(
+            f"{spec.where}.not_after",
+            f"{spec.status} key {jwk.kid} leaves the JWKS at {iso(spec.not_after)}, before tokens "
+            f"it signed can have expired: it stops signing at {iso(stopped)}, tokens live "
+            f"{describe(lifetime)} and caches hold {describe(ttl)}, so keep it until "
+            f"{iso(safe)}",
+            instance.id,
+        )
+    ]
+
+
 def _check(
     instance: Instance,
     spec: KeySpec,
@@ -80,7 +140,6 @@ def _check(
     now: dt.datetime,
     takeover: dt.datetime | None,
     ttl: int,
-    lifetime: int,
 ) -> list[Problem]:
     found = []
 
@@ -108,16 +167,6 @@ def _check(
                 f"({describe(ttl)}) from now: relying parties holding a cached JWKS would "
                 "reject its tokens. "
                 f"Publish it at least {describe(ttl)} before it signs",
-            )
-    if spec.status == "retired" and spec.not_after is not None and takeover is not None:
-        safe = after(takeover, lifetime + ttl)
-        if spec.not_after < safe:
-            warn(
-                f"{spec.where}.not_after",
-                f"retired key {kid} leaves the JWKS at {iso(spec.not_after)}, before tokens "
-                f"it signed can have expired: it stopped signing at {iso(takeover)}, tokens "
-                f"live {describe(lifetime)} and caches hold {describe(ttl)}, so keep it until "
-                f"{iso(safe)}",
             )
     if (
         spec.status == "retired"

@@ -1,21 +1,25 @@
 """What specific relying parties accept beyond the RFCs, as one table of rules with sources.
 
-Adding a relying party is adding rows. Each check gets the instance and the JWKs it
-publishes, and returns what that relying party would reject.
+Adding a relying party is adding rows. Each check gets the instance, the JWKs it publishes
+and its openid-configuration (parsed only for parties that read it), and returns what that
+relying party would reject.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import Problem
 from .keys import JWK
 from .model import Instance
+from .timing import describe
 
-Check = Callable[[Instance, Sequence[JWK]], list[str]]
+Document = Mapping[str, Any]
+Check = Callable[[Instance, Sequence[JWK], Document], list[str]]
 
 AWS_IAM = (
     "AWS IAM OIDC identity providers "
@@ -32,12 +36,32 @@ GCP_WIF = (
 KUBERNETES = (
     "Kubernetes service-account issuer discovery (KEP-1393; kube-apiserver pkg/serviceaccount)"
 )
+OIDC_STRICT = (
+    "OpenID Connect Discovery 1.0 §3 (openid.net/specs/openid-connect-discovery-1_0.html), as "
+    "strict clients read it: Nimbus OIDCProviderMetadata.parse, used by Spring Security"
+)
+
+
+@dataclass(frozen=True)
+class Cache:
+    seconds: int
+    source: str
+
+
+# How long relying parties keep a JWKS themselves, on top of HTTP caching. cache_ttl must
+# cover it: a key dropped or added sooner is unknown to them for that long.
+CACHES: dict[str, Cache] = {
+    "aws-apigateway-http": Cache(
+        7200,
+        f'{AWS_APIGW}: "API Gateway can cache the public key for two hours"',
+    ),
+}
 
 
 def only(attribute: str, allowed: set[str], noun: str) -> Check:
     """Every published key's `attribute` (alg, kty) must be one of `allowed`."""
 
-    def check(instance: Instance, jwks: Sequence[JWK]) -> list[str]:
+    def check(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
         return [
             f"kid {j.kid}: {noun.format(getattr(j, attribute))} not accepted "
             f"(only {', '.join(sorted(allowed))})"
@@ -57,7 +81,7 @@ def kty_in(allowed: set[str]) -> Check:
 
 
 def at_most_per_kty(limits: dict[str, int]) -> Check:
-    def check(instance: Instance, jwks: Sequence[JWK]) -> list[str]:
+    def check(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
         counts = Counter(j.kty for j in jwks)
         return [
             f"{counts[kty]} {kty} keys, more than the {limit} accepted"
@@ -68,24 +92,53 @@ def at_most_per_kty(limits: dict[str, int]) -> Check:
     return check
 
 
-def members_only(allowed: set[str]) -> Check:
-    def check(instance: Instance, jwks: Sequence[JWK]) -> list[str]:
-        found = []
-        for j in jwks:
-            extra = sorted(set(j.as_dict()) - allowed)
-            if extra:
-                found.append(f"kid {j.kid}: members {', '.join(extra)} are not accepted")
-        return found
+def cache_covers(party: str) -> Check:
+    """cache_ttl (which the rotation rules use) must cover the party's own JWKS cache."""
+
+    def check(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
+        held = CACHES[party].seconds
+        if instance.cache_ttl >= held:
+            return []
+        return [
+            f"it caches a JWKS up to {describe(held)}, longer than cache_ttl "
+            f"({describe(instance.cache_ttl)}): set cache_ttl to at least {describe(held)}"
+        ]
 
     return check
 
 
-def no_port(instance: Instance, jwks: Sequence[JWK]) -> list[str]:
+def oidc_required_members(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
+    """OIDC Discovery §3's REQUIRED members; token_endpoint unless only implicit flows."""
+    required = [
+        "issuer",
+        "authorization_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+    ]
+    types = document.get("response_types_supported")
+    implicit_only = (
+        isinstance(types, list)
+        and types
+        and all(isinstance(t, str) and "code" not in t.split() for t in types)
+    )
+    if not implicit_only:
+        required.append("token_endpoint")
+    missing = [name for name in required if name not in document]
+    found = [f"the discovery document lacks REQUIRED {', '.join(missing)}"] if missing else []
+    algs = document.get("id_token_signing_alg_values_supported")
+    if isinstance(algs, list) and "RS256" not in algs:
+        found.append("id_token_signing_alg_values_supported must include RS256")
+    return found
+
+
+def no_port(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
     port = urlsplit(instance.issuer).port
     return [f"the issuer has a port ({port}); it must not"] if port is not None else []
 
 
-def spki_kids(instance: Instance, jwks: Sequence[JWK]) -> list[str]:
+def spki_kids(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
     return [
         f"kid {j.kid} is not the key's SPKI hash {j.spki_kid}, which kube-apiserver puts in "
         "tokens (use kid_method: kubernetes)"
@@ -106,23 +159,24 @@ RULES: tuple[Rule, ...] = (
     Rule("aws-iam", at_most_per_kty({"RSA": 100, "EC": 100}), AWS_IAM),
     Rule("aws-iam", no_port, AWS_IAM),
     Rule("aws-apigateway-http", kty_in({"RSA"}), AWS_APIGW),
+    Rule("aws-apigateway-http", cache_covers("aws-apigateway-http"), AWS_APIGW),
+    # GCP's member allow-list (kty alg use kid n e x y crv) is for uploaded key sets
+    # (jwksJson) only; fetching jwks_uri, it ignores other members such as x5c.
     Rule("gcp-wif", kty_in({"RSA", "EC"}), GCP_WIF),
-    Rule(
-        "gcp-wif",
-        members_only({"kty", "alg", "use", "kid", "n", "e", "x", "y", "crv"}),
-        GCP_WIF,
-    ),
     Rule("kubernetes", algs_in({"RS256", "ES256", "ES384", "ES512"}), KUBERNETES),
     Rule("kubernetes", spki_kids, KUBERNETES),
+    Rule("oidc-strict", oidc_required_members, OIDC_STRICT),
 )
 PARTIES: tuple[str, ...] = tuple(sorted({rule.party for rule in RULES}))
+# Parties whose rules read the discovery document (it is parsed only for them).
+READ_DOCUMENT = frozenset({"oidc-strict"})
 
 
-def check(instance: Instance, jwks: Sequence[JWK]) -> list[Problem]:
+def check(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[Problem]:
     problems = []
     for rule in RULES:
         if rule.party in instance.relying_parties:
-            for message in rule.check(instance, jwks):
+            for message in rule.check(instance, jwks, document):
                 problems.append(
                     Problem(
                         f"{instance.where}.relying_parties",

@@ -10,17 +10,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import relying_parties
+from . import relying_parties, timing, urls
 from .errors import Problem, shown
 
 
 @dataclass(frozen=True)
 class Field:
+    """One field: its types, and each rule JSON Schema can say too (`pattern`, `min_items`);
+    the rules it cannot say (files, keys, dates that do not exist, cross-field order) live in
+    config.py and are listed in the README."""
+
     name: str
     types: tuple[type, ...]
     doc: str
     required: bool = False
     choices: tuple[str, ...] = ()
+    pattern: str | None = None  # for editors; the field's own parser gives the message
+    min_items: int = 0
+    item: str = "item"  # what a list holds, for "must list at least one key"
 
 
 def _f(name: str, types: type | tuple[type, ...], doc: str, **kw: Any) -> Field:
@@ -28,9 +35,13 @@ def _f(name: str, types: type | tuple[type, ...], doc: str, **kw: Any) -> Field:
 
 
 KNOWN_PARTIES = relying_parties.PARTIES
+TEMPLATE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+HEADER_PATTERN = r"^[\x20-\x7e]+$"
+NOT_BLANK = r"\S"  # every string field: validation refuses blank strings
+RESERVED_DISCOVERY = ("issuer", "jwks_uri")
 
 _INSTANT = str  # the YAML reader leaves dates as strings; timing.parse_instant reads them
-_DURATION = (str, int)
+_DURATION = (str, int, float)  # JSON Schema's integer includes 3.0
 
 KEY_DEFAULT_FIELDS = (
     _f("alg", str, "JWS algorithm; default derived from the key (RS256, ES256/384/512, EdDSA)."),
@@ -42,20 +53,50 @@ KEY_FIELDS = (
     _f("path", str, "PEM file, relative to the YAML file's folder.", required=True),
     _f("kid", str, "Key id as the signer puts it in token headers; default by kid_method."),
     _f("status", str, "Rotation state (default active).", choices=("next", "active", "retired")),
-    _f("not_before", _INSTANT, "When the key starts (or started) signing; ISO 8601."),
-    _f("not_after", _INSTANT, "When the key leaves the JWKS; ISO 8601."),
+    _f(
+        "not_before",
+        _INSTANT,
+        "When the key starts (or started) signing: RFC 3339 with an offset, or a date.",
+        pattern=timing.INSTANT_PATTERN,
+    ),
+    _f(
+        "not_after",
+        _INSTANT,
+        "When the key leaves the JWKS: RFC 3339 with an offset, or a date.",
+        pattern=timing.INSTANT_PATTERN,
+    ),
     *KEY_DEFAULT_FIELDS,
 )
 INSTANCE_DEFAULT_FIELDS = (
-    _f("template", str, "openid-configuration template: default, minimal, or one of yours."),
+    _f(
+        "template",
+        str,
+        "openid-configuration template: default, minimal, or one of yours.",
+        pattern=TEMPLATE_PATTERN,
+    ),
     _f("discovery", dict, "Extra openid-configuration members, merged over the template's."),
-    _f("cache_control", str, "Cache-Control header of both documents."),
-    _f("token_lifetime", _DURATION, "Longest lifetime of a token the issuer signs (default 1h)."),
-    _f("cache_ttl", _DURATION, "Longest a relying party may hold an old JWKS (CDN + client)."),
+    _f(
+        "cache_control",
+        str,
+        "Cache-Control header of both documents.",
+        pattern=HEADER_PATTERN,
+    ),
+    _f(
+        "token_lifetime",
+        _DURATION,
+        "Longest lifetime of a token the issuer signs (default 1h).",
+        pattern=timing.DURATION_PATTERN,
+    ),
+    _f(
+        "cache_ttl",
+        _DURATION,
+        "Longest a relying party may hold an old JWKS (CDN + client).",
+        pattern=timing.DURATION_PATTERN,
+    ),
     _f(
         "relying_parties",
         list,
-        "Check the rules of: aws-iam, aws-apigateway-http, gcp-wif, kubernetes.",
+        f"Check the rules of: {', '.join(KNOWN_PARTIES)}.",
     ),
     _f(
         "oauth_metadata",
@@ -65,9 +106,27 @@ INSTANCE_DEFAULT_FIELDS = (
 )
 INSTANCE_FIELDS = (
     _f("id", str, "Unique instance id (used in messages and the manifest).", required=True),
-    _f("issuer", str, "Issuer URL, exactly as it appears in tokens' iss claim.", required=True),
-    _f("keys", list, "Signing keys, published in this order.", required=True),
-    _f("jwks_uri", str, "Where the JWKS is served; default issuer + /.well-known/jwks.json."),
+    _f(
+        "issuer",
+        str,
+        "Issuer URL, exactly as it appears in tokens' iss claim.",
+        required=True,
+        pattern=urls.ISSUER_PATTERN,
+    ),
+    _f(
+        "keys",
+        list,
+        "Signing keys, published in this order.",
+        required=True,
+        min_items=1,
+        item="key",
+    ),
+    _f(
+        "jwks_uri",
+        str,
+        "Where the JWKS is served; default issuer + /.well-known/jwks.json.",
+        pattern=urls.JWKS_URI_PATTERN,
+    ),
     *INSTANCE_DEFAULT_FIELDS,
 )
 DEFAULTS_FIELDS = (
@@ -75,7 +134,7 @@ DEFAULTS_FIELDS = (
     _f("key", dict, "Defaults for every key: alg, kid_method, passphrase_env."),
 )
 TOP_FIELDS = (
-    _f("instances", list, "The issuers to publish.", required=True),
+    _f("instances", list, "The issuers to publish.", required=True, min_items=1, item="instance"),
     _f("defaults", dict, "Defaults for every instance (and, under key:, every key)."),
     _f("templates_dir", str, "Folder of your templates, searched before the built-in ones."),
 )
@@ -87,11 +146,19 @@ _NESTED = {
     "defaults": DEFAULTS_FIELDS,
     "key": KEY_DEFAULT_FIELDS,
 }
-_JSON_TYPES: dict[type, dict[str, Any]] = {
-    str: {"type": "string"},
-    bool: {"type": "boolean"},
-    int: {"type": "integer", "minimum": 0},
-}
+
+
+def _scalar_schema(field: Field, kind: type) -> dict[str, Any]:
+    if kind is bool:
+        return {"type": "boolean"}
+    if kind is int:
+        return {"type": "integer", "minimum": 0, "maximum": timing.MAX_DURATION}
+    result: dict[str, Any] = {"type": "string"}
+    if field.choices:
+        result["enum"] = list(field.choices)
+    else:
+        result["pattern"] = field.pattern or NOT_BLANK
+    return result
 
 
 def _field_schema(field: Field) -> dict[str, Any]:
@@ -99,15 +166,15 @@ def _field_schema(field: Field) -> dict[str, Any]:
     if field.types == (list,):
         items = object_schema(nested) if nested else {"type": "string", "enum": list(KNOWN_PARTIES)}
         result: dict[str, Any] = {"type": "array", "items": items}
+        if field.min_items:
+            result["minItems"] = field.min_items
     elif field.types == (dict,):
         result = object_schema(nested) if nested else {"type": "object"}
-    elif field.name in ("not_before", "not_after"):
-        result = {"type": "string", "description": "ISO 8601 date-time with a timezone, or a date"}
+        if field.name == "discovery":
+            result["not"] = {"anyOf": [{"required": [name]} for name in RESERVED_DISCOVERY]}
     else:
-        variants = [_JSON_TYPES[t] for t in field.types]
-        result = variants[0].copy() if len(variants) == 1 else {"anyOf": variants}
-    if field.choices:
-        result["enum"] = list(field.choices)
+        variants = [_scalar_schema(field, t) for t in field.types if t is not float]
+        result = variants[0] if len(variants) == 1 else {"anyOf": variants}
     result["description"] = field.doc
     return result
 
@@ -183,6 +250,8 @@ def check_mapping(
             )
         elif isinstance(item, str) and not item.strip():
             problems.append(Problem(at, "must not be empty", instance))
+        elif isinstance(item, list) and len(item) < field.min_items:
+            problems.append(Problem(at, f"must list at least one {field.item}", instance))
         else:
             good[name] = item
     for field in fields:

@@ -20,6 +20,16 @@ _SIMPLE = re.compile(r"([0-9]+)\s*([smhdw])")
 _ISO = re.compile(r"P(?:([0-9]+)W)?(?:([0-9]+)D)?(?:T(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+)S)?)?")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_DURATION = 100 * 365 * 86400  # beyond any token lifetime or cache; keeps date math finite
+# The same grammars as JSON Schema patterns, for editors (schema.py); a property test holds
+# them equal to the parsers. Dates that do not exist (02-30) only the parser refuses.
+INSTANT_PATTERN = (
+    r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?\s*(?:[Zz]|[+-][0-9]{2}:?[0-9]{2}))?\s*$"
+)
+DURATION_PATTERN = (
+    r"^\s*(?:[0-9]+|[0-9]+\s*[smhdw]"
+    r"|P(?!\s*$)(?:[0-9]+W)?(?:[0-9]+D)?(?:T(?=[0-9])(?:[0-9]+H)?(?:[0-9]+M)?(?:[0-9]+S)?)?)\s*$"
+)
 
 
 def parse_instant(value: object) -> dt.datetime:
@@ -59,6 +69,8 @@ def parse_duration(value: object) -> int:
     seconds: int | None = None
     if type(value) is int and value >= 0:
         seconds = value
+    elif type(value) is float and value.is_integer() and value >= 0:  # JSON's 3.0 is 3
+        seconds = int(value)
     elif isinstance(value, str):
         text = value.strip()
         simple = _SIMPLE.fullmatch(text)

@@ -16,7 +16,19 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 # RFC 3986 pchar minus pct-encoded: the same string on disk, in S3 and on the CDN.
 _SPACE = re.compile(r"\s")
-_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
+_PCHARS = r"[A-Za-z0-9._~!$&'()*+,;=:@-]+"
+_SEGMENT = re.compile(rf"^{_PCHARS}$")
+
+# The same rules as JSON Schema patterns, for editors (schema.py); a property test holds them
+# equal to check_https_url. A segment is pchars, but not `.` or `..`.
+_PORT = (
+    r"(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
+    r"|6553[0-5]))?"
+)
+_SEGMENT_PATTERN = rf"(?!\.\.?(?:/|$)){_PCHARS}"
+_ORIGIN = rf"https://{_LABEL}(?:\.{_LABEL})*{_PORT}"
+ISSUER_PATTERN = rf"^{_ORIGIN}(?:/(?:{_SEGMENT_PATTERN}(?:/{_SEGMENT_PATTERN})*/?)?)?$"
+JWKS_URI_PATTERN = rf"^{_ORIGIN}/{_SEGMENT_PATTERN}(?:/{_SEGMENT_PATTERN})*$"
 
 
 def check_https_url(url: str, *, what: str, allow_trailing_slash: bool = True) -> list[str]:
@@ -54,8 +66,9 @@ def check_https_url(url: str, *, what: str, allow_trailing_slash: bool = True) -
     path = parts.path
     if path.endswith("/") and not allow_trailing_slash:
         problems.append(f"{what} must name a file, not end with '/'")
-    inner = path[1:].removesuffix("/")
-    segments = inner.split("/") if inner else []
+    segments = path[1:].split("/") if path else []
+    if segments and segments[-1] == "":  # one trailing `/`, or the path `/` itself
+        segments.pop()
     for segment in segments:
         if segment in (".", ".."):
             problems.append(f"{what} must not contain '.' or '..' path segments")
