@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from ..errors import KeyLoadError
 from .jwk import key_type, public_jwk
 from .pem import LoadedKey
+from .pss import RSAPSSPublicKey
 from .thumbprint import spki_sha256
 from .types import KeyType
 
@@ -35,6 +36,7 @@ def _certificate(cert: x509.Certificate) -> dict[str, str]:
 
 def describe(loaded: LoadedKey) -> dict[str, Any]:
     key = loaded.public_key
+    # An RSA-PSS key serializes to its own SPKI (id-RSASSA-PSS), as openssl prints it.
     spki = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -43,6 +45,8 @@ def describe(loaded: LoadedKey) -> dict[str, Any]:
         "spki_sha256": hashlib.sha256(spki).hexdigest(),
         "kid_kubernetes": spki_sha256(key),
     }
+    if isinstance(key, RSAPSSPublicKey):
+        facts["rsa_pss"] = key.describe_restriction()
     try:
         kind: KeyType = key_type(key)
         facts["type"] = kind.describe(key)
@@ -55,7 +59,8 @@ def describe(loaded: LoadedKey) -> dict[str, Any]:
             kid_rfc7638=jwk.thumbprint,
         )
     except KeyLoadError as e:
-        facts.update(type=type(key).__name__.removeprefix("_"), publishable=False, reason=str(e))
+        facts.setdefault("type", type(key).__name__.removeprefix("_"))
+        facts.update(publishable=False, reason=str(e))
     if loaded.certificates:
         facts["certificates"] = [_certificate(c) for c in loaded.certificates]
     return facts
@@ -64,6 +69,8 @@ def describe(loaded: LoadedKey) -> dict[str, Any]:
 def text(report: dict[str, Any]) -> list[str]:
     """`inspect`'s lines for a person: the file, then one aligned row per fact."""
     rows = [("type", report["type"]), ("from", f"{report['source']} key")]
+    if "rsa_pss" in report:
+        rows.append(("PSS restriction", report["rsa_pss"]))
     if report["publishable"]:
         rows += [
             ("default alg", report["default_alg"]),

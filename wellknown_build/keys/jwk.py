@@ -76,7 +76,10 @@ def public_jwk(
     if alg is None:
         alg = algs[0]
     elif alg not in algs:
-        raise AlgError(f"{alg} does not fit this key (allowed: {', '.join(algs)})")
+        why = kind.restriction(key)
+        raise AlgError(
+            f"{alg} does not fit this key{f': {why}' if why else ''} (allowed: {', '.join(algs)})"
+        )
     members = kind.members(key)
     thumbprint = rfc7638({"kty": kind.kty, **members})
     if kid is None:

@@ -11,18 +11,20 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.utils import CryptographyDeprecationWarning
 
 from .. import files
 from ..errors import KeyLoadError
+from . import der, pbe, pss
 
 _LABEL_CHAR = rb"[\x21-\x2c\x2e-\x7e]"
 # A line that starts with -----BEGIN or -----END is an encapsulation boundary and must be a
@@ -44,7 +46,10 @@ PassphraseSource = Callable[[], bytes | None]
 
 @dataclass(frozen=True)
 class LoadedKey:
-    """The public key a file holds, and the certificates it came with (leaf first)."""
+    """The public key a file holds, and the certificates it came with (leaf first).
+
+    An RSA key whose algorithm is id-RSASSA-PSS is a pss.RSAPSSPublicKey: an RSA public key
+    that serializes to the file's own SPKI and knows its PSS restriction."""
 
     public_key: PublicKeyTypes
     source: str  # "private", "public" or "certificate"
@@ -74,23 +79,29 @@ def _spki(key: PublicKeyTypes) -> bytes:
     )
 
 
-def _private(der: bytes, passphrase: PassphraseSource) -> PublicKeyTypes:
+def _private(data: bytes, passphrase: PassphraseSource) -> PublicKeyTypes:
+    secret = None
     try:
         # Only the public half is used, so the slow RSA private-key consistency check buys nothing.
-        key = serialization.load_der_private_key(der, None, unsafe_skip_rsa_key_validation=True)
+        key = serialization.load_der_private_key(data, None, unsafe_skip_rsa_key_validation=True)
     except TypeError:  # encrypted
         secret = passphrase()
         if secret is None:
             raise KeyLoadError("the private key is encrypted; set passphrase_env") from None
         try:
             key = serialization.load_der_private_key(
-                der, secret, unsafe_skip_rsa_key_validation=True
+                data, secret, unsafe_skip_rsa_key_validation=True
             )
         except ValueError:
             raise KeyLoadError("the passphrase does not decrypt the private key") from None
         except UnsupportedAlgorithm:
             raise KeyLoadError("the private key is encrypted with an unsupported cipher") from None
-    return key.public_key()
+    public = key.public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
+        return public
+    # cryptography loads an RSA-PSS key as plain RSA: its algorithm is read from the DER.
+    info = data if secret is None else pbe.decrypt(data, secret)
+    return pss.from_private_key_info(public, info)
 
 
 def _legacy_encrypted(block: bytes, passphrase: PassphraseSource) -> PublicKeyTypes:
@@ -126,7 +137,12 @@ def _check_dek_info(block: bytes) -> None:
         raise KeyLoadError("the DEK-Info header of the encrypted private key has a broken IV")
 
 
-def _decode(label: bytes, der: bytes, passphrase: PassphraseSource) -> tuple[str, object]:
+def _public(data: bytes) -> PublicKeyTypes:
+    key = serialization.load_der_public_key(data)
+    return pss.from_spki(key, data) if isinstance(key, rsa.RSAPublicKey) else key
+
+
+def _decode(label: bytes, data: bytes, passphrase: PassphraseSource) -> tuple[str, object]:
     """Try each DER structure, the one the label suggests first; labels are only a hint."""
     order = ["public", "private", "certificate"]
     if b"CERTIFICATE" in label:
@@ -136,10 +152,10 @@ def _decode(label: bytes, der: bytes, passphrase: PassphraseSource) -> tuple[str
     for kind in order:
         try:
             if kind == "public":
-                return kind, serialization.load_der_public_key(der)
+                return kind, _public(data)
             if kind == "private":
-                return kind, _private(der, passphrase)
-            return kind, x509.load_der_x509_certificate(der)
+                return kind, _private(data, passphrase)
+            return kind, x509.load_der_x509_certificate(data)
         except (ValueError, TypeError, x509.InvalidVersion):
             continue
         except UnsupportedAlgorithm:  # a key of a type cryptography does not know
@@ -198,20 +214,27 @@ def _blocks(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
 def _der(label: bytes, body: bytes) -> bytes:
     """The DER a block's base64 holds; line breaks and blanks anywhere are allowed."""
     try:
-        der = base64.b64decode(b"".join(body.split()), validate=True)
+        decoded = base64.b64decode(b"".join(body.split()), validate=True)
     except (binascii.Error, ValueError):
         raise KeyLoadError(f"the {_name(label)} block is not valid base64") from None
-    if not der:
+    if not decoded:
         raise KeyLoadError(f"the {_name(label)} block is empty")
-    return der
+    return decoded
 
 
 def _certificate_key(certificate: x509.Certificate) -> PublicKeyTypes:
     """cryptography reads a certificate's key only when asked, and may refuse it then."""
     try:
-        return certificate.public_key()
+        key = certificate.public_key()
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise KeyLoadError("the key in the certificate cannot be read") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        return key
+    try:
+        spki = pss.certificate_spki(certificate.tbs_certificate_bytes)
+    except der.DERError:
+        raise KeyLoadError("the key in the certificate cannot be read") from None
+    return pss.from_spki(key, spki)
 
 
 def parse_pem(data: bytes, passphrase: PassphraseSource) -> LoadedKey:
@@ -239,6 +262,11 @@ def parse_pem(data: bytes, passphrase: PassphraseSource) -> LoadedKey:
     if not keys:
         raise KeyLoadError("no key found (only parameter blocks)")
     distinct = {_spki(key) for _, key in keys} if len(keys) > 1 else {b""}
+    if len(distinct) > 1 and _one_rsa_key(key for _, key in keys):
+        raise KeyLoadError(
+            "the file holds one RSA key as an RSA-PSS key (id-RSASSA-PSS) and as another "
+            "algorithm (rsaEncryption, or other RSA-PSS parameters); its blocks must agree"
+        )
     if len(distinct) > 1:
         raise KeyLoadError(
             f"the file holds {len(distinct)} different keys; give each key its own file "
@@ -246,6 +274,17 @@ def parse_pem(data: bytes, passphrase: PassphraseSource) -> LoadedKey:
         )
     source = "private" if any(k == "private" for k, _ in keys) else keys[0][0]
     return LoadedKey(keys[0][1], source, tuple(certificates))
+
+
+def _one_rsa_key(keys: Iterable[PublicKeyTypes]) -> bool:
+    """Whether every key is RSA with the same n and e, whatever algorithm its SPKI names."""
+    numbers = set()
+    for key in keys:
+        if not isinstance(key, rsa.RSAPublicKey):
+            return False
+        public = key.public_numbers()
+        numbers.add((public.n, public.e))
+    return len(numbers) == 1
 
 
 def load_key_file(path: Path, passphrase: PassphraseSource) -> LoadedKey:

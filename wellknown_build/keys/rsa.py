@@ -7,10 +7,13 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from ..errors import KeyLoadError
 from .b64 import uint_minimal
+from .pss import RSAPSSPublicKey
 from .types import KeyType
 
 MIN_BITS = 2048  # RFC 7518 §3.3
 ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+# An RSA-PSS key (id-RSASSA-PSS) signs only with PSS, and with its one hash if it fixes one
+# (RFC 4055 §1.2): PS256 by default, or the PSnnn of that hash.
 
 
 def _key(key: PublicKeyTypes) -> rsa.RSAPublicKey:
@@ -34,7 +37,14 @@ def _algs(key: PublicKeyTypes, requested: str | None) -> tuple[str, ...]:
     bits = _key(key).key_size
     if bits < MIN_BITS:
         raise KeyLoadError(f"RSA key of {bits} bits is too short; at least {MIN_BITS} are required")
-    return ALGS
+    return key.algs() if isinstance(key, RSAPSSPublicKey) else ALGS
+
+
+def _describe(key: PublicKeyTypes) -> str:
+    if isinstance(key, RSAPSSPublicKey):
+        only = "" if key.restriction is None else f", {key.restriction.hash} only"
+        return f"RSA-PSS {key.key_size}{only}"
+    return f"RSA {_key(key).key_size}"
 
 
 def _members(key: PublicKeyTypes) -> dict[str, str]:
@@ -45,7 +55,8 @@ def _members(key: PublicKeyTypes) -> dict[str, str]:
 RSA = KeyType(
     kty="RSA",
     accepts=lambda key: isinstance(key, rsa.RSAPublicKey),
-    describe=lambda key: f"RSA {_key(key).key_size}",
+    describe=_describe,
     algs=_algs,
     members=_members,
+    restriction=lambda key: key.note() if isinstance(key, RSAPSSPublicKey) else None,
 )
