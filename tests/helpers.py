@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import textwrap
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from click.testing import Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+from wellknown_build.commands.serve import REQUEST_TIMEOUT, PreviewServer
 
 # The `run` fixture: the CLI invoked in the test's folder.
 Run = Callable[..., Result]
@@ -139,3 +143,16 @@ def write(path: Path, data: bytes | str) -> Path:
 
 def write_config(folder: Path, text: str, name: str = "instances.yaml") -> Path:
     return write(folder / name, textwrap.dedent(text))
+
+
+@contextlib.contextmanager
+def running(out: Path, port: int = 0, timeout: float = REQUEST_TIMEOUT) -> Iterator[PreviewServer]:
+    """The preview server on a background thread, on 127.0.0.1."""
+    server = PreviewServer(out, port, timeout)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -16,9 +16,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from wellknown_build.commands.render import render
-from wellknown_build.serve import PreviewServer, running
+from wellknown_build.commands.serve import PreviewServer
 
-from .helpers import DEFAULT_ALGS, KEY_MAKERS, PrivateKeyTypes, private_pem, write, write_config
+from .helpers import (
+    DEFAULT_ALGS,
+    KEY_MAKERS,
+    PrivateKeyTypes,
+    private_pem,
+    running,
+    write,
+    write_config,
+)
 
 Served = tuple[PreviewServer, dict[str, tuple[PrivateKeyTypes, str]]]
 EXTRA = {"rsa2048-ps256": ("rsa2048", "PS256")}

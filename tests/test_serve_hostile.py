@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from wellknown_build.commands import render
+from wellknown_build.commands.render import render
+from wellknown_build.commands.serve import PreviewServer
 from wellknown_build.manifest import MANIFEST_NAME
-from wellknown_build.serve import PreviewServer, running
 
-from .helpers import ROOT, Run
+from .helpers import ROOT, Run, running
 from .test_verify_hostile import within
 
 JWKS = "edge.example.net/.well-known/jwks.json"
@@ -41,7 +41,7 @@ def serve_log() -> Iterator[list[logging.LogRecord]]:
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record)
 
-    logger = logging.getLogger("wellknown_build.serve")
+    logger = logging.getLogger("wellknown_build.commands.serve")
     keep, saved = Keep(), (logger.level, logger.propagate)
     logger.addHandler(keep)
     logger.setLevel(logging.DEBUG)

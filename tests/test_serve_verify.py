@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from wellknown_build.commands import render
+from wellknown_build.commands.render import render
+from wellknown_build.commands.serve import PreviewServer
 from wellknown_build.manifest import MANIFEST_NAME
-from wellknown_build.serve import PreviewServer, running
 
-from .helpers import ROOT, Run
+from .helpers import ROOT, Run, running
 
 
 @pytest.fixture

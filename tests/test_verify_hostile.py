@@ -16,11 +16,10 @@ from typing import TypeVar
 import pytest
 from click.testing import Result
 
-from wellknown_build.commands import render
+from wellknown_build.commands.render import render
 from wellknown_build.manifest import MANIFEST_NAME
-from wellknown_build.serve import running
 
-from .helpers import ROOT, Run
+from .helpers import ROOT, Run, running
 
 T = TypeVar("T")
 Reply = Callable[[socket.socket, bytes], None]

@@ -381,7 +381,7 @@ def keygen(kind: str, out: Path, bits: int, passphrase_env: str | None, kid_meth
 )
 def serve(out: Path, port: int) -> None:
     """Preview OUT on 127.0.0.1 as the CDN would serve it."""
-    from .serve import PreviewServer
+    from .commands.serve import PreviewServer
 
     with _reported():
         server = PreviewServer(out, port)
@@ -435,8 +435,8 @@ def verify(
     as_json: bool,
 ) -> None:
     """Compare what is served with OUT; exit 1 on drift."""
-    from .verify import summary_lines
-    from .verify import verify as run_verify
+    from .commands.verify import summary_lines
+    from .commands.verify import verify as run_verify
 
     with _reported():
         reports = run_verify(out, instances, base_url, timeout, workers)

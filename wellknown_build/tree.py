@@ -102,23 +102,57 @@ def _current(target: str) -> bytes | None:
         raise TreeError(f"{target} {e}, but a document must be written there") from None
 
 
+class RenderedFileError(TreeError):
+    """A rendered file that cannot be read as the manifest says; `reason` without the path."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path} {reason}; render again")
+        self.reason = reason
+
+
 class Reader:
-    """Reads rendered files by manifest path: inside `out`, through no symbolic link, regular
-    files only. publish, serve and verify read the tree through it."""
+    """Reads rendered files by manifest path, only inside `out`: the real path (symbolic
+    links resolved) must stay in it, and only regular files are read. publish, serve and
+    verify read the tree through it."""
 
     def __init__(self, out: Path) -> None:
-        self._paths = _Paths(out)
+        self.out = out
+        self._root = os.path.join(os.path.realpath(out), "")
+
+    def locate(self, relative: str) -> str | None:
+        """The real path of `relative`, or None if it would lead out of the tree."""
+        if not manifest.is_tree_path(relative):
+            return None
+        real = os.path.realpath(os.path.join(self._root, *relative.split("/")))
+        return real if real.startswith(self._root) else None
 
     def read(self, relative: str) -> bytes:
-        target = self._paths(relative)
-        if os.path.islink(target):
-            raise TreeError(f"{target} is a symbolic link; render again")
+        real = self.locate(relative)
+        if real is None:
+            raise RenderedFileError(relative[:200], f"leads out of {self.out}")
         try:
-            return read_regular(target, DOCUMENT_LIMIT)
+            return read_regular(real, DOCUMENT_LIMIT)
         except FileNotFoundError:
-            raise TreeError(f"{target} is missing; render again") from None
+            raise RenderedFileError(self.out / relative, "is missing") from None
         except InputFileError as e:
-            raise TreeError(f"{target} {e}; render again") from None
+            raise RenderedFileError(self.out / relative, e.reason) from None
+
+
+def read_manifest(out: Path) -> manifest.Manifest:
+    """The manifest of `out` for publish, serve and verify: present, well-formed, and every
+    path in it inside the tree; refused whole otherwise."""
+    found = manifest.read(out)
+    path = out / manifest.MANIFEST_NAME
+    if found is None:
+        raise TreeError(f"{out}: no manifest; run `wellknown-build render` first")
+    reader = Reader(out)
+    for entry in found.entries:
+        if reader.locate(entry.path) is None:
+            raise TreeError(
+                f"{path}: lists {entry.path[:200]!r}, which is not a file inside {out}; "
+                "render again"
+            )
+    return found
 
 
 def _journal(out: Path) -> dict[str, list[str]] | None:

@@ -71,9 +71,7 @@ def _read_tree(out: Path) -> tuple[list[manifest.Entry], dict[str, bytes]]:
             f"{out}: a render stopped midway or is running ({tree.JOURNAL_NAME} is there); "
             "render again before publishing"
         )
-    found = manifest.read(out)
-    if found is None:
-        raise PublishError(f"{out}: no manifest found; run `wellknown-build render` first")
+    found = tree.read_manifest(out)
     if not found.entries:
         raise SafetyLimitError(f"{out}: refusing to publish an empty tree")
     bodies: dict[str, bytes] = {}

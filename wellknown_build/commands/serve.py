@@ -13,100 +13,20 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import re
-import socket
 import sys
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import manifest
-from .errors import TreeError
-from .files import DOCUMENT_LIMIT, InputFileError, MiB, read_regular
+from .. import manifest, tree
+from ..deadline import Deadline, DeadlineReader
+from ..errors import TreeError
 
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 REQUEST_TIMEOUT = 10.0  # seconds a client gets to send its request; then the thread is freed
-MANIFEST_LIMIT = 1024 * MiB  # an entry is ~300 bytes: over three million documents
-_SEGMENT = re.compile(r"[^/\\\x00-\x1f\x7f]+")  # no separators or control characters
-
-
-class Deadline:
-    """A wall-clock limit over many socket reads: a per-read timeout is not one, since a peer
-    that trickles a byte at a time never lets a single read time out."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        """Seconds left; TimeoutError once there are none."""
-        left = self._end - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"timed out after {self.seconds:g}s")
-        return min(left, 1e6)  # settimeout() refuses what time_t cannot hold
-
-
-class DeadlineReader(io.RawIOBase):
-    """A socket's reads, each allowed only what is left of a shared Deadline."""
-
-    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
-        super().__init__()
-        self._sock = sock
-        self._raw = sock.makefile("rb", buffering=0)  # keeps the socket open until closed
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int | None:
-        self._sock.settimeout(self._deadline.left())
-        return self._raw.readinto(buffer)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-def read_manifest(out: Path) -> manifest.Manifest:
-    """The manifest in `out`, read size-capped and refused whole if any path is unsafe."""
-    path = out / manifest.MANIFEST_NAME
-    try:
-        data = read_regular(path, MANIFEST_LIMIT)
-    except FileNotFoundError:
-        raise TreeError(f"{out}: no manifest; run `wellknown-build render` first") from None
-    except InputFileError as e:
-        raise TreeError(f"{path}: the manifest {e.reason}") from None
-    try:
-        found = manifest.parse(data, str(path))
-    except (RecursionError, OverflowError, ValueError, TypeError) as e:  # what parse misses
-        raise TreeError(f"{path}: the manifest is damaged ({e}); render again") from None
-    root = os.path.realpath(out)
-    for entry in found.entries:
-        if tree_file(root, entry.path) is None:
-            raise TreeError(
-                f"{path}: lists {entry.path[:200]!r}, which is not a file inside {out}; "
-                "refusing the manifest (render again)"
-            )
-    return found
-
-
-def tree_file(root: str, relative: str) -> str | None:
-    """The real path of a manifest path inside `root` (a real path), or None if it would
-    lead out of it: `..`, absolute, a symbolic link to elsewhere."""
-    segments = relative.split("/")
-    if len(relative) > 4096 or not all(
-        _SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments
-    ):
-        return None
-    real = os.path.realpath(os.path.join(root, *segments))
-    return real if real.startswith(os.path.join(root, "")) else None
 
 
 class PreviewServer(ThreadingHTTPServer):
@@ -114,6 +34,7 @@ class PreviewServer(ThreadingHTTPServer):
 
     def __init__(self, out: Path, port: int = 0, timeout: float = REQUEST_TIMEOUT) -> None:
         self.out = out
+        self.reader = tree.Reader(out)
         self.request_timeout = timeout
         self._stamp: tuple[int, ...] | None = None
         self._lock = threading.Lock()
@@ -140,7 +61,7 @@ class PreviewServer(ThreadingHTTPServer):
                 return
             self._stamp = stamp
             try:
-                self.files = {e.path: e for e in read_manifest(self.out).entries}
+                self.files = {e.path: e for e in tree.read_manifest(self.out).entries}
             except TreeError as e:
                 if strict:
                     raise
@@ -161,13 +82,10 @@ class PreviewServer(ThreadingHTTPServer):
         """The file's bytes, or None if it is gone, not a regular file, or leads out of out/.
 
         Checked on every request: the tree may change under a running server."""
-        real = tree_file(os.path.realpath(self.out), entry.path)
-        if real is None:
-            log.warning("not serving %r: it leads out of %s", entry.path, self.out)
-            return None
         try:
-            return read_regular(real, DOCUMENT_LIMIT)
-        except OSError:
+            return self.reader.read(entry.path)
+        except TreeError as e:
+            log.warning("not serving %r: %s", entry.path, e)
             return None
 
     def handle_error(self, request: object, client_address: Any) -> None:
@@ -227,16 +145,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
-
-
-@contextmanager
-def running(out: Path, port: int = 0, timeout: float = REQUEST_TIMEOUT) -> Iterator[PreviewServer]:
-    """A preview server on a background thread, for tests and `verify`."""
-    server = PreviewServer(out, port, timeout)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()

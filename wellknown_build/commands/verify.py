@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import math
-import os
 import socket
 import urllib.error
 import urllib.request
@@ -25,12 +24,12 @@ from urllib.parse import quote, urlsplit
 
 import click
 
-from . import manifest
-from .documents import KIND_JWKS
-from .errors import TreeError
-from .files import DOCUMENT_LIMIT, InputFileError, MiB, read_regular
-from .serve import Deadline, DeadlineReader, read_manifest, tree_file
-from .urls import check_https_url
+from .. import manifest, tree
+from ..deadline import Deadline, DeadlineReader
+from ..documents import KIND_JWKS
+from ..errors import TreeError
+from ..files import MiB
+from ..urls import check_https_url
 
 log = logging.getLogger(__name__)
 ORIGIN = "https://verify.wellknown-build.invalid"  # asks CORS-configured servers for their header
@@ -276,16 +275,11 @@ def _check_options(base_url: str | None, timeout: float) -> None:
         )
 
 
-def _local(root: str, entry: manifest.Entry) -> bytes | str:
+def _local(reader: tree.Reader, entry: manifest.Entry) -> bytes | str:
     """The rendered file's bytes, or why they cannot be compared."""
-    real = tree_file(root, entry.path)
-    if real is None:  # the tree changed since the manifest was checked
-        return f"{entry.path}: leads out of the output folder; refusing to read it"
     try:
-        return read_regular(real, DOCUMENT_LIMIT)
-    except FileNotFoundError:
-        return f"{entry.path}: the rendered file is missing; render again"
-    except InputFileError as e:
+        return reader.read(entry.path)
+    except tree.RenderedFileError as e:
         return f"{entry.path}: the rendered file {e.reason}; render again"
 
 
@@ -299,7 +293,7 @@ def verify(
     """Every document of the manifest (or of `instances`), fetched and compared; the options
     and the manifest are checked before any request, so a bad one fails the whole run."""
     _check_options(base_url, timeout)
-    found = read_manifest(out)
+    found = tree.read_manifest(out)
     wanted = set(instances)
     known = {e.instance for e in found.entries}
     unknown = wanted - known
@@ -309,11 +303,11 @@ def verify(
     reports: dict[str, InstanceReport] = {}
     for entry in entries:
         reports.setdefault(entry.instance, InstanceReport(entry.instance))
-    root = os.path.realpath(out)
+    reader = tree.Reader(out)
 
     def check(entry: manifest.Entry) -> tuple[str, str, list[str]]:
         url = served_url("https://" + quote(entry.path, safe=_URL_SAFE), base_url)
-        local = _local(root, entry)
+        local = _local(reader, entry)
         if isinstance(local, str):
             return entry.instance, url, [local]
         got = fetch(url, timeout)
