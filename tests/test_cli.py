@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .helpers import ROOT, Run, write_config
 
 GOOD = "instances: [{id: a, issuer: 'https://a.example', keys: [{path: keys/ed.pem}]}]\n"
@@ -74,3 +76,52 @@ def test_python_dash_m() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "3 instance(s), 3 key(s): ok" in result.stdout
+
+
+def test_quiet_prints_nothing_on_success(run: Run, tmp_path: Path, ed_key: Path) -> None:
+    write_config(tmp_path, GOOD)
+    for args in (
+        ("-q", "render", "instances.yaml"),
+        ("render", "-q", "instances.yaml"),
+        ("validate", "instances.yaml", "-q"),
+        ("render", "instances.yaml", "--check", "-q"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+        assert result.output == "", args
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--endpoint-url", "127.0.0.1:5055"),
+        ("--endpoint-url", "ftp://127.0.0.1"),
+        ("--endpoint-url", "http://"),
+        ("--prefix", "a/../b/"),
+        ("--prefix", "a//"),
+        ("--prefix", "./"),
+        ("--prefix", "a b/"),
+        ("--prefix", ".wellknown-build/"),
+        ("--prefix", "x"),
+    ],
+)
+def test_bad_publish_options_are_usage_errors(
+    run: Run, tmp_path: Path, option: str, value: str
+) -> None:
+    result = run("publish", "--bucket", "b", option, value)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and f"Invalid value for '{option}'" in result.output
+
+
+def test_discovery_values_must_be_plain_json(run: Run, tmp_path: Path, ed_key: Path) -> None:
+    write_config(
+        tmp_path,
+        "instances: [{id: a, issuer: 'https://a.example', keys: [{path: keys/ed.pem}],\n"
+        "  discovery: {x: .nan, y: [.inf], z: 9007199254740993}}]\n",
+    )
+    result = run("render", "instances.yaml")
+    assert result.exit_code == 1
+    assert "instances[0].discovery.x: nan is not a number JSON can carry" in result.output
+    assert "instances[0].discovery.y[0]: inf is not a number JSON can carry" in result.output
+    assert "instances[0].discovery.z: is an integer beyond" in result.output
+    assert not (tmp_path / "out").exists()

@@ -144,3 +144,20 @@ def test_merge_keys_as_pyyaml_builds_them(
     assert list(got.items()) == list(expected.items())
     if len(sources) == 1:
         assert got == yaml.safe_load(text)["m"]
+
+
+def test_the_pure_python_event_parser_finds_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where PyYAML was built without libyaml, the checks run on its pure-Python parser."""
+    from wellknown_build import yamlload
+
+    monkeypatch.setattr(yamlload, "_EventLoader", yaml.SafeLoader)
+    for text, expected in [
+        ("a: 1\nb: !!set {x}\n", ":2: the tag !!set is not supported"),
+        ("a: &a [*a]\n", ":1: the alias *a refers to itself"),
+        ("a: 1\n---\nb: 2\n", ":2: holds more than one YAML document"),
+        ("a: 1\nb: 2\na: 3\n", ":3: duplicate mapping key"),
+    ]:
+        assert expected in _refused(tmp_path, text)
+    assert _load(tmp_path, "a: &x {b: 1}\nc: *x\n") == {"a": {"b": 1}, "c": {"b": 1}}

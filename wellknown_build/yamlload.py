@@ -40,10 +40,9 @@ _LOCATION = re.compile(r"at line (\d+), column (\d+)")
 _BASE_REPLAY = 1_000_000  # events yaml-rs may replay for aliases, at least
 MERGE = "<<"
 
-if hasattr(yaml, "CSafeLoader"):  # libyaml, when PyYAML was built with it
-    _EventLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-else:  # pragma: no cover - depends on the PyYAML build
-    _EventLoader = yaml.SafeLoader
+# libyaml's parser when PyYAML was built with it; the pure-Python one gives the same events
+# (a test runs the checks with both).
+_EventLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
