@@ -98,7 +98,8 @@ def test_unchanged_without_state_index_sends_no_document_put(
     assert "0 created, 0 updated, 4 unchanged" in result.output
     assert _documents(s3_proxy, bucket) == []
     assert Counter(r.method for r in s3_proxy.requests)["HEAD"] == 4
-    assert s3_proxy.puts(bucket) == [".wellknown-build/state.json"]  # rebuilt once
+    # rebuilt once, under the lease
+    assert s3_proxy.puts(bucket) == [".wellknown-build/lease.json", ".wellknown-build/state.json"]
 
 
 def test_one_changed_instance(run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy) -> None:
@@ -191,7 +192,7 @@ def test_deletes_scoped_ordered_and_limited(
     s3_proxy.clear()
     done = _publish(run, s3_proxy, bucket, "--prefix", "site/", "--delete")
     assert done.exit_code == 0, done.output
-    deleted = [r.key for r in s3_proxy.requests if r.method == "DELETE"]
+    deleted = [r.key for r in s3_proxy.requests if r.method == "DELETE" and ".well-known/" in r.key]
     assert sorted(deleted) == sorted(
         f"site/{h}.example/t/{h}/.well-known/{f}"
         for h in "bc"
@@ -260,7 +261,9 @@ def test_persistent_failure_stops_before_deletes_and_cdn_then_converges(
         "uploading b.example/t/b/.well-known/openid-configuration: InternalError (HTTP 500)"
         in failed.output
     )
-    assert [r for r in s3_proxy.requests if r.method == "DELETE"] == []
+    assert [r.key for r in s3_proxy.requests if r.method == "DELETE"] == [
+        ".wellknown-build/lease.json"  # released
+    ]
     assert _invalidations(moto_server, distribution) == []
     # botocore standard retries: the first attempt and 5 retries.
     assert Counter(r.status for r in s3_proxy.requests if "b/.well-known/openid" in r.key)[500] == 6
@@ -268,7 +271,9 @@ def test_persistent_failure_stops_before_deletes_and_cdn_then_converges(
     again = _publish(run, s3_proxy, bucket, *args)
     assert again.exit_code == 0, again.output
     assert _documents(s3_proxy, bucket) == ["b.example/t/b/.well-known/openid-configuration"]
-    assert len([r for r in s3_proxy.requests if r.method == "DELETE"]) == 2
+    assert (
+        len([r for r in s3_proxy.requests if r.method == "DELETE" and ".well-known/" in r.key]) == 2
+    )
     (invalidation,) = _invalidations(moto_server, distribution)
     assert invalidation == [
         "/t/b/.well-known/openid-configuration",
@@ -342,15 +347,16 @@ def test_cloudfront_invalidates_exactly_what_changed(
     assert ["/t/a/.well-known/jwks.json"] in _invalidations(moto_server, distribution)
 
 
-def test_invalidation_collapses_to_wildcard() -> None:
-    from wellknown_build.publish.cdn import invalidation_paths
+def test_invalidation_collapses_to_wildcards() -> None:
+    from wellknown_build.publish.cdn import batch, url_paths
 
     keys = [f"p/h{i}.example/t/{i}/.well-known/jwks.json" for i in range(101)]
-    assert invalidation_paths(keys, "p/") == ["/*"]
-    assert invalidation_paths(keys[:2], "p/") == [
-        "/t/0/.well-known/jwks.json",
-        "/t/1/.well-known/jwks.json",
-    ]
+    paths = url_paths(keys, "p/")
+    assert batch(paths[:2]) == ["/t/0/.well-known/jwks.json", "/t/1/.well-known/jwks.json"]
+    assert batch(paths) == ["/t/*"]  # one wildcard per first segment
+    many = [f"/s{i}/.well-known/jwks.json" for i in range(101)]
+    assert batch(many) == ["/*"]  # past 15 wildcards (CloudFront's in-progress limit)
+    assert batch([*paths, "/jwks"]) == ["/t/*", "/jwks"]  # a file at the top stays a path
 
 
 def test_acl_not_supported_is_explained(

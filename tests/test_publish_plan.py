@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import pytest
 
 from wellknown_build.manifest import Entry
 from wellknown_build.publish.plan import (
@@ -14,6 +14,7 @@ from wellknown_build.publish.plan import (
     Remote,
     fingerprint,
     kid_changes,
+    kids_of,
     make_plan,
 )
 
@@ -90,5 +91,23 @@ def test_kid_changes() -> None:
         "h/.well-known/jwks.json": _remote("h/.well-known/jwks.json", _entry("x", sha="c" * 64))
     }
     plan = make_plan([entry], "", remote, acl=None, delete=False, state_key="s")
-    old = json.dumps({"keys": [{"kid": "keep"}, {"kid": "old"}]}).encode()
-    assert kid_changes(plan, lambda key: old, "") == {"h/.well-known/jwks.json": (["new"], ["old"])}
+    old = {"h/.well-known/jwks.json": ["keep", "old"]}
+    assert kid_changes(plan, old, "") == {"h/.well-known/jwks.json": (["new"], ["old"])}
+    # an object that is not a key set (None) counts as having no kids
+    assert kid_changes(plan, {"h/.well-known/jwks.json": None}, "") == {
+        "h/.well-known/jwks.json": (["new", "keep"], [])
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "kids"),
+    [
+        (b'{"keys": [{"kid": "a"}, {"kid": 5}, 7]}', ["a", "?", "?"]),
+        (b'{"keys": 5}', None),
+        (b"[]", None),
+        (b"not json", None),
+        (b"[" * 100_000, None),
+    ],
+)
+def test_kids_of_a_bucket_object(body: bytes, kids: list[str] | None) -> None:
+    assert kids_of(body) == kids

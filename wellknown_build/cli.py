@@ -250,6 +250,11 @@ def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
     envvar="WELLKNOWN_S3_TIMEOUT",
     help="Seconds per request attempt; slow attempts are retried.",
 )
+@click.option(
+    "--break-lease",
+    is_flag=True,
+    help="Take over the lease of a publish that died (see the refusal message).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
 def publish(
     bucket: str,
@@ -264,6 +269,7 @@ def publish(
     acl: str | None,
     workers: int,
     timeout: float,
+    break_lease: bool,
     as_json: bool,
 ) -> None:
     """Upload OUT to S3: changed JWKS first, then discovery documents, deletes, CDN."""
@@ -284,6 +290,7 @@ def publish(
         acl=acl,
         workers=workers,
         timeout=timeout,
+        break_lease=break_lease,
     )
     with _reported():
         result = run_publish(options)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..documents import KIND_DISCOVERY, KIND_JWKS, KIND_OAUTH
@@ -34,6 +34,9 @@ class Remote:
     fingerprint: str | None = None  # from our metadata; None when not ours or unknown
     sha256: str | None = None  # body hash from our metadata
     owned: bool = False
+    modified: str = ""  # LastModified
+    kids: tuple[str, ...] | None = None  # a JWKS's kids, when the state index knows them
+    verified: bool = False  # ownership seen on the object itself (HEAD), not only the index
 
 
 @dataclass(frozen=True)
@@ -119,24 +122,31 @@ def make_plan(
     return plan
 
 
-def kids_of(body: bytes) -> list[str]:
+def kids_of(body: bytes) -> list[str] | None:
+    """The kids of a JWKS object as it is in the bucket; None if it is not a key set (an
+    object in the bucket is input too: it is then treated as unknown and overwritten)."""
     try:
-        return [str(k.get("kid")) for k in json.loads(body).get("keys", [])]
-    except (ValueError, AttributeError):
-        return []
+        keys = json.loads(body).get("keys")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    if not isinstance(keys, list):
+        return None
+    return [
+        k["kid"] if isinstance(k, dict) and isinstance(k.get("kid"), str) else "?" for k in keys
+    ]
 
 
 def kid_changes(
-    plan: Plan, old_body: Callable[[str], bytes | None], prefix: str
+    plan: Plan, old_kids: Mapping[str, list[str] | None], prefix: str
 ) -> dict[str, tuple[list[str], list[str]]]:
-    """Per JWKS path: kids that appear and kids that disappear with this publish."""
+    """Per JWKS path: kids that appear and kids that disappear with this publish. `old_kids`
+    holds what each changed JWKS object holds now (None: not a key set)."""
     result: dict[str, tuple[list[str], list[str]]] = {}
     for action in plan.actions:
         if action.kind != KIND_JWKS or action.op not in (CREATE, UPDATE, DELETE):
             continue
         new = list(action.entry.kids) if action.entry else []
-        old_data = old_body(action.key) if action.op != CREATE else None
-        old = kids_of(old_data) if old_data else []
+        old = old_kids.get(action.key) or [] if action.op != CREATE else []
         added = [k for k in new if k not in old]
         removed = [k for k in old if k not in new]
         if added or removed:

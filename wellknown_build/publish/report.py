@@ -28,6 +28,11 @@ def lines(result: Result, target: str) -> list[str]:
             f"CloudFront invalidation {result.invalidation_id}: "
             + " ".join(result.invalidation_paths)
         )
+    for distribution, paths in sorted(result.pending_invalidations.items()):
+        out.append(
+            f"CloudFront {distribution}: {len(paths)} paths still to invalidate "
+            "(kept in the state index; the next publish sends them)"
+        )
     return out
 
 
@@ -60,4 +65,5 @@ def as_json(result: Result) -> dict[str, Any]:
         "invalidation": {"id": result.invalidation_id, "paths": result.invalidation_paths}
         if result.invalidation_id
         else None,
+        "pending_invalidations": result.pending_invalidations,
     }

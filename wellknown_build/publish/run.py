@@ -3,8 +3,8 @@ a live issuer — every JWKS, then the discovery documents, then deletes, then t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import manifest, tree
+from ..documents import KIND_JWKS
 from ..errors import PublishError, SafetyLimitError, WellknownError
 from . import cdn
+from .lease import Lease
 from .plan import (
     CREATE,
     DELETE,
@@ -26,12 +28,22 @@ from .plan import (
     Remote,
     fingerprint,
     kid_changes,
+    kids_of,
     make_plan,
 )
-from .s3 import META_FINGERPRINT, META_OWNER, META_SHA256, Bucket, Listed
+from .s3 import (
+    META_FINGERPRINT,
+    META_OWNER,
+    META_PREFIX,
+    META_SHA256,
+    Bucket,
+    Head,
+    Listed,
+    PreconditionFailed,
+)
+from .state import FOLDER, STATE_NAME, Record, State, parse
 
 log = logging.getLogger(__name__)
-STATE_NAME = ".wellknown-build/state.json"
 PROGRESS_EVERY = 5.0  # seconds between progress lines on long runs
 
 
@@ -49,6 +61,7 @@ class Options:
     acl: str | None = None
     workers: int = 16
     timeout: float = 30.0  # seconds per request attempt
+    break_lease: bool = False
 
 
 @dataclass
@@ -62,6 +75,7 @@ class Result:
     failures: list[str] = field(default_factory=list)
     invalidation_paths: list[str] = field(default_factory=list)
     invalidation_id: str | None = None
+    pending_invalidations: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None  # set when some change failed; the run exits 1
 
 
@@ -87,58 +101,140 @@ def _read_tree(out: Path) -> tuple[list[manifest.Entry], dict[str, bytes]]:
     return list(found.entries), bodies
 
 
-def _state(bucket: Bucket, key: str, listing: dict[str, Listed]) -> dict[str, dict[str, str]]:
-    """What we recorded at our last publish: per key, fingerprint, body hash and ETag.
+def _state(bucket: Bucket, key: str) -> State:
+    """The deployment's state index, or an empty one (then every object is looked at)."""
+    found = bucket.get(key)
+    if found is None:
+        return State()
+    return parse(found[0], found[1], key)
 
-    A cache: an entry counts only while the listing still shows its ETag, so an object
-    changed behind our back is looked at again (HEAD) rather than trusted.
-    """
-    if key not in listing:
-        return {}
-    data = bucket.get(key)
-    try:
-        objects = json.loads(data or b"{}").get("objects", {})
-        return {k: v for k, v in objects.items() if isinstance(v, dict)}
-    except (ValueError, AttributeError):
-        log.warning("%s is unreadable; checking every object's metadata instead", key)
-        return {}
+
+def _nested_deployments(listing: dict[str, Listed], prefix: str) -> list[str]:
+    """Prefixes of other deployments below ours: they keep their own `.wellknown-build/`."""
+    found = set()
+    for key in listing:
+        rest = key[len(prefix) :]
+        at = rest.find("/" + FOLDER)
+        if at >= 0:
+            found.add(prefix + rest[: at + 1])
+    return sorted(found)
+
+
+def _ours(head: Head, prefix: str) -> bool:
+    """The object's own marks say this deployment wrote it (objects from before the prefix
+    mark count as ours when they carry the owner mark)."""
+    meta = head.metadata
+    return meta.get(META_OWNER) == OWNER and meta.get(META_PREFIX, prefix or "/") == (prefix or "/")
+
+
+def _from_head(key: str, head: Head, listed: Listed, prefix: str) -> Remote:
+    owned = _ours(head, prefix)
+    return Remote(
+        key,
+        head.etag,
+        listed.size,
+        head.metadata.get(META_FINGERPRINT) if owned else None,
+        head.metadata.get(META_SHA256) if owned else None,
+        owned,
+        head.modified,
+        None,
+        True,
+    )
+
+
+# HEAD answers by (key, ETag, LastModified): planning again under the lease looks again only
+# at objects whose listing changed since the first look.
+Heads = dict[tuple[str, str, str], "Head | None"]
+
+
+def _heads(
+    bucket: Bucket,
+    keys: list[str],
+    listing: dict[str, Listed],
+    seen: Heads,
+    pool: ThreadPoolExecutor,
+) -> dict[str, Head | None]:
+    ids = {k: (k, listing[k].etag, listing[k].modified) for k in keys}
+    missing = [k for k in keys if ids[k] not in seen]
+    for key, head in zip(missing, pool.map(bucket.head, missing), strict=True):
+        seen[ids[key]] = head
+    return {k: seen[ids[k]] for k in keys}
 
 
 def _remote(
     bucket: Bucket,
     listing: dict[str, Listed],
-    state: dict[str, dict[str, str]],
+    state: State,
     wanted: set[str],
     delete: bool,
+    prefix: str,
     pool: ThreadPoolExecutor,
+    seen: Heads,
 ) -> dict[str, Remote]:
+    """What each object is. The index is trusted only where the listing still shows the
+    ETag *and* LastModified it recorded; anything else we might write or delete is looked
+    at (HEAD), concurrently."""
     remote: dict[str, Remote] = {}
     to_head = []
     for key, listed in listing.items():
-        known = state.get(key)
-        if known and known.get("etag") == listed.etag:
+        known = state.objects.get(key)
+        if known and known.etag == listed.etag and known.modified == listed.modified:
             remote[key] = Remote(
-                key, listed.etag, listed.size, known.get("fingerprint"), known.get("sha256"), True
+                key,
+                listed.etag,
+                listed.size,
+                known.fingerprint,
+                known.sha256,
+                True,
+                listed.modified,
+                known.kids,
             )
         elif key in wanted or known is not None or delete:
             to_head.append(key)
         else:
-            remote[key] = Remote(key, listed.etag, listed.size)  # not ours to judge or touch
+            remote[key] = Remote(key, listed.etag, listed.size, modified=listed.modified)
     if to_head:
         log.info("reading the metadata of %d objects", len(to_head))
-    for key, head in zip(to_head, pool.map(bucket.head, to_head), strict=True):
-        if head is None:
-            continue
-        owned = head.metadata.get(META_OWNER) == OWNER
-        remote[key] = Remote(
-            key,
-            head.etag,
-            listing[key].size,
-            head.metadata.get(META_FINGERPRINT) if owned else None,
-            head.metadata.get(META_SHA256) if owned else None,
-            owned,
-        )
+    for key, head in _heads(bucket, to_head, listing, seen, pool).items():
+        if head is not None:
+            remote[key] = _from_head(key, head, listing[key], prefix)
     return remote
+
+
+def _verify_deletes(
+    plan: Plan,
+    remote: dict[str, Remote],
+    bucket: Bucket,
+    listing: dict[str, Listed],
+    prefix: str,
+    pool: ThreadPoolExecutor,
+    seen: Heads,
+) -> None:
+    """A delete happens only if the object itself carries our marks, whatever the index says."""
+    unverified = [a.key for a in plan.of(DELETE) if not remote[a.key].verified]
+    for key, head in _heads(bucket, unverified, listing, seen, pool).items():
+        if head is not None:
+            remote[key] = _from_head(key, head, listing[key], prefix)
+    refused = {a.key for a in plan.of(DELETE) if not remote[a.key].owned}
+    for key in sorted(refused):
+        log.warning("not deleting %s: the object does not carry this deployment's marks", key)
+    plan.actions = [a for a in plan.actions if a.key not in refused or a.op != DELETE]
+
+
+def _old_kids(
+    plan: Plan, remote: dict[str, Remote], bucket: Bucket, pool: ThreadPoolExecutor
+) -> dict[str, list[str] | None]:
+    """The kids in each JWKS object this publish changes: from the index where it knows
+    them, else read (concurrently): a rotation of 10,000 tenants reads nothing."""
+    wanted = [a.key for a in plan.of(UPDATE, DELETE) if a.kind == KIND_JWKS and a.key in remote]
+    known = {k: list(kids) for k in wanted if (kids := remote[k].kids) is not None}
+    unknown = [k for k in wanted if k not in known]
+
+    def read(key: str) -> list[str] | None:
+        found = bucket.get(key)
+        return kids_of(found[0]) if found else None
+
+    return {**known, **dict(zip(unknown, pool.map(read, unknown), strict=True))}
 
 
 def _run_phase(
@@ -165,9 +261,32 @@ def _run_phase(
     return done, failures
 
 
+def _listing(bucket: Bucket, prefix: str, wanted: set[str]) -> dict[str, Listed]:
+    """The deployment's objects: under its prefix, outside its own folder and outside any
+    other deployment's prefix below it (those are that deployment's, never ours)."""
+    listing = bucket.list(prefix)
+    nested = _nested_deployments(listing, prefix)
+    for other in nested:
+        clash = sorted(k for k in wanted if k.startswith(other))
+        if clash:
+            raise PublishError(
+                f"the tree would write {clash[0]}, inside the deployment at {other} "
+                "(it has its own .wellknown-build/ state); choose another --prefix"
+            )
+        log.info("leaving %s alone: another deployment's prefix", other)
+    own = prefix + FOLDER
+    return {
+        k: v
+        for k, v in listing.items()
+        if not k.startswith(own) and not any(k.startswith(o) for o in nested)
+    }
+
+
 def publish(options: Options) -> Result:
+    """Plan; if there is anything to write, take the lease, plan again under it (another
+    publish may have just finished) and carry the plan out. A publish with nothing to do
+    writes nothing, not even the lease."""
     start = time.monotonic()
-    prefix = options.prefix
     entries, bodies = _read_tree(options.out)
     bucket = Bucket(
         options.bucket,
@@ -176,65 +295,115 @@ def publish(options: Options) -> Result:
         workers=options.workers,
         timeout=options.timeout,
     )
-    state_key = prefix + STATE_NAME
+    seen: Heads = {}
     with ThreadPoolExecutor(options.workers) as pool:
-        listing = bucket.list(prefix)
-        state = _state(bucket, state_key, listing)
-        wanted = {prefix + e.path for e in entries}
-        listing.pop(state_key, None)
-        remote = _remote(bucket, listing, state, wanted, options.delete, pool)
-        plan = make_plan(
-            entries, prefix, remote, acl=options.acl, delete=options.delete, state_key=state_key
-        )
-        deletes = plan.of(DELETE)
-        if len(deletes) > options.max_deletes:
-            shown = ", ".join(a.key for a in deletes[:5])
-            raise SafetyLimitError(
-                f"refusing to delete {len(deletes)} objects (--max-deletes {options.max_deletes}):"
-                f" {shown}{', ...' if len(deletes) > 5 else ''}; nothing was changed"
-            )
-        plan.kid_changes = kid_changes(plan, bucket.get, prefix)
-        result = Result(plan, options.dry_run)
-        if not options.dry_run:
-            _execute(options, bucket, plan, bodies, remote, state, state_key, pool, result)
+        prepared = _prepare(options, bucket, entries, pool, seen)
+        if not options.dry_run and _has_work(options, *prepared):
+            lease = Lease(bucket, options.prefix, break_existing=options.break_lease)
+            lease.acquire()
+            try:
+                prepared = _prepare(options, bucket, entries, pool, seen)
+                _execute(options, bucket, bodies, *prepared, pool)
+            finally:
+                lease.release()
+            if lease.lost and prepared[0].error is None:
+                prepared[0].error = lease.lost
+    result = prepared[0]
     result.seconds = time.monotonic() - start
     return result
+
+
+Prepared = tuple[Result, dict[str, "Remote"], State]
+
+
+def _has_work(options: Options, result: Result, remote: dict[str, Remote], state: State) -> bool:
+    sendable = options.distribution_id in state.pending
+    return bool(result.plan.changes) or _records(remote) != state.objects or sendable
+
+
+def _prepare(
+    options: Options,
+    bucket: Bucket,
+    entries: list[manifest.Entry],
+    pool: ThreadPoolExecutor,
+    seen: Heads,
+) -> Prepared:
+    prefix = options.prefix
+    state_key = prefix + STATE_NAME
+    wanted = {prefix + e.path for e in entries}
+    listing = _listing(bucket, prefix, wanted)
+    state = _state(bucket, state_key)
+    remote = _remote(bucket, listing, state, wanted, options.delete, prefix, pool, seen)
+    plan = make_plan(
+        entries, prefix, remote, acl=options.acl, delete=options.delete, state_key=state_key
+    )
+    _verify_deletes(plan, remote, bucket, listing, prefix, pool, seen)
+    deletes = plan.of(DELETE)
+    if len(deletes) > options.max_deletes:
+        shown = ", ".join(a.key for a in deletes[:5])
+        raise SafetyLimitError(
+            f"refusing to delete {len(deletes)} objects (--max-deletes {options.max_deletes}):"
+            f" {shown}{', ...' if len(deletes) > 5 else ''}; nothing was changed. Raise "
+            "--max-deletes if these deletes are intended"
+        )
+    plan.kid_changes = kid_changes(plan, _old_kids(plan, remote, bucket, pool), prefix)
+    result = Result(plan, options.dry_run)
+    result.pending_invalidations = {d: list(p) for d, p in state.pending.items() if p}
+    return result, remote, state
+
+
+def _records(remote: dict[str, Remote]) -> dict[str, Record]:
+    return {
+        key: Record(r.fingerprint, r.sha256 or "", r.etag, r.modified or None, r.kids)
+        for key, r in remote.items()
+        if r.owned and r.fingerprint
+    }
+
+
+def _save(bucket: Bucket, state_key: str, state: State, new: State) -> None:
+    """Write the index only if it changed, and only over the version this run read."""
+    if new.objects == state.objects and new.pending == state.pending:
+        return
+    try:
+        state.etag = bucket.put_json(state_key, new.as_json(), if_match=state.etag)
+    except PreconditionFailed:
+        raise PublishError(
+            f"{state_key} was changed by someone else during this publish; run publish again"
+        ) from None
+    state.objects, state.pending = dict(new.objects), {d: list(p) for d, p in new.pending.items()}
 
 
 def _execute(
     options: Options,
     bucket: Bucket,
-    plan: Plan,
     bodies: dict[str, bytes],
-    remote: dict[str, Remote],
-    state: dict[str, dict[str, str]],
-    state_key: str,
-    pool: ThreadPoolExecutor,
     result: Result,
+    remote: dict[str, Remote],
+    state: State,
+    pool: ThreadPoolExecutor,
 ) -> None:
-    acl = options.acl
-    records: dict[str, dict[str, str]] = {
-        key: {"fingerprint": r.fingerprint, "sha256": r.sha256 or "", "etag": r.etag}
-        for key, r in remote.items()
-        if r.owned and r.fingerprint and key != state_key
-    }
+    acl, prefix, plan = options.acl, options.prefix, result.plan
+    state_key = prefix + STATE_NAME
+    new = State(_records(remote), {d: list(p) for d, p in state.pending.items()}, state.etag)
 
     def upload(action: Action) -> str:
         assert action.entry is not None
         entry = action.entry
-        return bucket.put(action.key, bodies[entry.path], entry, fingerprint(entry, acl), acl)
+        return bucket.put(
+            action.key, bodies[entry.path], entry, fingerprint(entry, acl), acl, prefix
+        )
 
     def remove(action: Action) -> None:
         bucket.delete(action.key)
 
     changed: list[str] = []
+    phases = (
+        (0, upload, "JWKS uploads"),
+        (1, upload, "discovery document uploads"),
+        (2, remove, "deletes"),
+        (3, remove, "deletes"),
+    )
     try:
-        phases = (
-            (0, upload, "JWKS uploads"),
-            (1, upload, "discovery document uploads"),
-            (2, remove, "deletes"),
-            (3, remove, "deletes"),
-        )
         for phase, work, label in phases:
             actions = [a for a in plan.changes if a.phase == phase]
             done, failures = _run_phase(label, actions, work, pool)
@@ -242,16 +411,16 @@ def _execute(
                 changed.append(action.key)
                 if action.op in (CREATE, UPDATE):
                     assert action.entry is not None
+                    entry = action.entry
                     result.puts += 1
-                    result.uploaded_bytes += action.entry.size
-                    records[action.key] = {
-                        "fingerprint": fingerprint(action.entry, acl),
-                        "sha256": action.entry.sha256,
-                        "etag": etag,
-                    }
+                    result.uploaded_bytes += entry.size
+                    kids = entry.kids if entry.kind == KIND_JWKS else None
+                    new.objects[action.key] = Record(
+                        fingerprint(entry, acl), entry.sha256, etag, None, kids
+                    )
                 else:
                     result.deletes += 1
-                    records.pop(action.key, None)
+                    new.objects.pop(action.key, None)
             if failures:
                 result.failures = sorted(failures)
                 skipped = len(plan.changes) - len(changed) - len(failures)
@@ -260,13 +429,72 @@ def _execute(
                     "changes, deletes and the CDN invalidation were not made. Run publish "
                     "again to finish:\n  " + "\n  ".join(result.failures)
                 )
-                return
+                break
+        _learn_modified(bucket, prefix, new, changed, pool)
+        if result.error is None:
+            _invalidate(options, new, changed, bucket, state_key, state, result)
     finally:
-        if records != state:
-            try:
-                bucket.put_json(state_key, {"format": 1, "objects": dict(sorted(records.items()))})
-            except PublishError as e:
-                log.warning("could not record the publish state (%s); the next run re-checks", e)
-    if changed and options.distribution_id and result.error is None:
-        result.invalidation_paths = cdn.invalidation_paths(changed, options.prefix)
-        result.invalidation_id = cdn.invalidate(options.distribution_id, result.invalidation_paths)
+        try:
+            _save(bucket, state_key, state, new)
+        except PublishError as e:
+            result.error = result.error or str(e)
+        result.pending_invalidations = {d: list(p) for d, p in state.pending.items() if p}
+
+
+def _learn_modified(
+    bucket: Bucket, prefix: str, new: State, changed: list[str], pool: ThreadPoolExecutor
+) -> None:
+    """A PUT answers with the ETag but not the LastModified the index needs to trust an
+    entry; one listing of each host folder written to (concurrently) gives it, so the next
+    publish need not look at these objects again."""
+    written = {k for k in changed if k in new.objects and new.objects[k].modified is None}
+    folders = sorted({prefix + k.removeprefix(prefix).split("/", 1)[0] + "/" for k in written})
+    try:
+        listings = list(pool.map(bucket.list, folders))
+    except PublishError as e:
+        log.warning("could not list what was written (%s); the next publish checks it", e)
+        return
+    for listing in listings:
+        for key, listed in listing.items():
+            record = new.objects.get(key)
+            if key in written and record is not None and record.etag == listed.etag:
+                new.objects[key] = dataclasses.replace(record, modified=listed.modified)
+
+
+def _invalidate(
+    options: Options,
+    new: State,
+    changed: list[str],
+    bucket: Bucket,
+    state_key: str,
+    state: State,
+    result: Result,
+) -> None:
+    """Changed paths join those a failed invalidation left; they are recorded in the index
+    before CloudFront is called, and cleared only once it accepted them."""
+    distribution = options.distribution_id
+    paths = cdn.url_paths(changed, options.prefix) if changed else []
+    if distribution is None:
+        if new.pending:
+            log.warning(
+                "paths of an earlier publish still wait for a CloudFront invalidation (%s); "
+                "pass --cloudfront-distribution-id to send them",
+                ", ".join(sorted(new.pending)),
+            )
+        return
+    pending = sorted({*new.pending.get(distribution, []), *paths})
+    if not pending:
+        return
+    new.pending[distribution] = pending
+    _save(bucket, state_key, state, new)
+    sent = cdn.batch(pending)
+    try:
+        result.invalidation_id = cdn.invalidate(distribution, sent)
+    except PublishError as e:
+        result.error = (
+            f"{e}; the {len(pending)} paths are kept in {state_key} and sent by the next "
+            "publish (run it again)"
+        )
+        return
+    result.invalidation_paths = sent
+    new.pending.pop(distribution, None)

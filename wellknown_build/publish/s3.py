@@ -38,16 +38,29 @@ _EXPLAIN = {
 }
 
 
+META_PREFIX = "wellknown-prefix"  # the deployment (--prefix) that wrote the object
+
+
 @dataclass(frozen=True)
 class Listed:
     etag: str
     size: int
+    modified: str  # LastModified, ISO 8601: a copy_object keeps the ETag but not this
 
 
 @dataclass(frozen=True)
 class Head:
     etag: str
     metadata: dict[str, str]
+    modified: str
+
+
+class PreconditionFailed(PublishError):
+    """A conditional write lost: someone else wrote or deleted the object first."""
+
+
+def _code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _client(endpoint_url: str | None, region: str | None, workers: int, timeout: float) -> S3Client:
@@ -82,7 +95,11 @@ def describe(error: Exception, action: str) -> str:
 def _wrapped(action: str) -> Iterator[None]:
     try:
         yield
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+    except botocore.exceptions.ClientError as e:
+        if _code(e) in ("PreconditionFailed", "ConditionalRequestConflict"):
+            raise PreconditionFailed(describe(e, action)) from None
+        raise PublishError(describe(e, action)) from None
+    except botocore.exceptions.BotoCoreError as e:
         raise PublishError(describe(e, action)) from None
 
 
@@ -107,7 +124,8 @@ class Bucket:
             )
             for page in pages:
                 for item in page.get("Contents", []):
-                    result[item["Key"]] = Listed(item["ETag"], item["Size"])
+                    modified = item["LastModified"].isoformat()
+                    result[item["Key"]] = Listed(item["ETag"], item["Size"], modified)
         return result
 
     def head(self, key: str) -> Head | None:
@@ -115,21 +133,33 @@ class Bucket:
             try:
                 response = self.client.head_object(Bucket=self.name, Key=key)
             except botocore.exceptions.ClientError as e:
-                if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                if _code(e) in ("404", "NoSuchKey", "NotFound"):
                     return None
                 raise
-        return Head(response["ETag"], dict(response.get("Metadata", {})))
+        return Head(
+            response["ETag"],
+            dict(response.get("Metadata", {})),
+            response["LastModified"].isoformat(),
+        )
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, limit: int = 64 * 1024 * 1024) -> tuple[bytes, str] | None:
+        """The body (at most `limit` bytes: an object is input too) and its ETag."""
         with _wrapped(f"reading {key}"):
             try:
-                return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+                response = self.client.get_object(Bucket=self.name, Key=key)
             except botocore.exceptions.ClientError as e:
-                if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                if _code(e) in ("404", "NoSuchKey"):
                     return None
                 raise
+            body = response["Body"].read(limit + 1)
+            response["Body"].close()
+            if len(body) > limit:
+                raise PublishError(f"reading {key}: larger than {limit} bytes")
+            return body, response["ETag"]
 
-    def put(self, key: str, body: bytes, entry: Entry, fingerprint: str, acl: str | None) -> str:
+    def put(
+        self, key: str, body: bytes, entry: Entry, fingerprint: str, acl: str | None, prefix: str
+    ) -> str:
         """Upload with the manifest's headers and our ownership marks; returns the ETag."""
         extra: dict[str, Any] = {"ACL": acl} if acl else {}
         with _wrapped(f"uploading {key}"):
@@ -143,22 +173,34 @@ class Bucket:
                     META_OWNER: OWNER,
                     META_FINGERPRINT: fingerprint,
                     META_SHA256: entry.sha256,
+                    META_PREFIX: prefix or "/",
                 },
                 **extra,
             )
         return response["ETag"]
 
-    def put_json(self, key: str, value: object) -> None:
+    def put_json(self, key: str, value: object, *, if_match: str | None = None) -> str:
+        """Write our own bookkeeping object (state index, lease), conditionally (S3
+        conditional writes): `if_match` is the ETag it must still have, or "" for "must not
+        exist yet". Losing the condition raises PreconditionFailed."""
+        condition: dict[str, str] = {}
+        if if_match == "":
+            condition["IfNoneMatch"] = "*"
+        elif if_match is not None:
+            condition["IfMatch"] = if_match
         with _wrapped(f"writing {key}"):
-            self.client.put_object(
+            response = self.client.put_object(
                 Bucket=self.name,
                 Key=key,
                 Body=jsondoc.dumps_line(value).encode(),
                 ContentType="application/json",
                 CacheControl="no-store",
                 Metadata={META_OWNER: OWNER},
+                **condition,  # type: ignore[arg-type]
             )
+        return response["ETag"]
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        condition = {"IfMatch": if_match} if if_match else {}
         with _wrapped(f"deleting {key}"):
-            self.client.delete_object(Bucket=self.name, Key=key)
+            self.client.delete_object(Bucket=self.name, Key=key, **condition)  # type: ignore[arg-type]

@@ -1,0 +1,289 @@
+"""publish beside other deployments and other publishes, against moto through the proxy:
+ownership per prefix, drift in headers, CDN paths never lost, one publish at a time, broken
+objects repaired, the manifest checked, and rotations without a GET per object."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wellknown_build.errors import WellknownError
+from wellknown_build.manifest import MANIFEST_NAME
+from wellknown_build.publish.lease import LeaseHeld
+from wellknown_build.publish.run import Options, publish
+
+from .helpers import KEY_MAKERS, Run, public_pem, write
+from .s3server import Proxy
+from .test_publish import _distribution, _invalidations, _keys, _publish, _render, _s3
+
+LEASE = ".wellknown-build/lease.json"
+STATE = ".wellknown-build/state.json"
+
+
+def test_a_deployment_never_touches_one_nested_below_it(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, moto_server: str
+) -> None:
+    _render(run, tmp_path, ["s1", "s2"])
+    assert _publish(run, s3_proxy, bucket, "--prefix", "staging/").exit_code == 0
+    staging = _keys(moto_server, bucket)
+    _render(run, tmp_path, ["p1"])
+    result = _publish(run, s3_proxy, bucket, "--delete", "--max-deletes", "100")
+    assert result.exit_code == 0, result.output
+    assert "delete " not in result.output
+    assert set(staging) <= set(_keys(moto_server, bucket))  # objects and state index kept
+
+
+def test_a_tree_writing_into_a_nested_deployment_is_refused(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, moto_server: str
+) -> None:
+    _render(run, tmp_path, ["a"])
+    assert _publish(run, s3_proxy, bucket, "--prefix", "a.example/").exit_code == 0
+    result = _publish(run, s3_proxy, bucket)
+    assert result.exit_code == 1
+    assert "inside the deployment at a.example/" in result.output
+
+
+def test_a_tampered_index_cannot_get_foreign_objects_deleted(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, moto_server: str
+) -> None:
+    s3 = _s3(moto_server)
+    _render(run, tmp_path, ["a"])
+    assert _publish(run, s3_proxy, bucket).exit_code == 0
+    s3.put_object(Bucket=bucket, Key="precious/data.json", Body=b"not ours")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="precious/")["Contents"][0]
+    state = json.loads(s3.get_object(Bucket=bucket, Key=STATE)["Body"].read())
+    state["objects"]["precious/data.json"] = {
+        "fingerprint": "f" * 64,
+        "sha256": "0" * 64,
+        "etag": listed["ETag"],
+        "modified": listed["LastModified"].isoformat(),
+    }
+    s3.put_object(Bucket=bucket, Key=STATE, Body=json.dumps(state).encode())
+    result = _publish(run, s3_proxy, bucket, "--delete")
+    assert result.exit_code == 0, result.output
+    assert "precious/data.json" in _keys(moto_server, bucket)
+
+
+def test_header_drift_by_copy_object_is_repaired(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, moto_server: str
+) -> None:
+    s3 = _s3(moto_server)
+    _render(run, tmp_path, ["a"])
+    assert _publish(run, s3_proxy, bucket).exit_code == 0
+    key = "a.example/t/a/.well-known/openid-configuration"
+    time.sleep(1.1)  # LastModified has a resolution of one second
+    s3.copy_object(
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": bucket, "Key": key},
+        MetadataDirective="REPLACE",
+        ContentType="binary/octet-stream",
+    )
+    s3_proxy.clear()
+    result = _publish(run, s3_proxy, bucket)
+    assert result.exit_code == 0, result.output
+    assert f"update  {key}  (not written by wellknown-build)" in result.output
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentType"] == "application/json"
+    s3_proxy.clear()
+    assert "0 updated, 2 unchanged" in _publish(run, s3_proxy, bucket).output  # converged
+    assert [r for r in s3_proxy.requests if r.method == "PUT"] == []
+
+
+def _fail_invalidations(method: str, key: str, headers: Message) -> tuple[int, str] | None:
+    return (503, "ServiceUnavailable") if method == "POST" and "invalidation" in key else None
+
+
+def test_cdn_paths_of_a_failed_invalidation_are_sent_by_the_next_run(
+    run: Run,
+    tmp_path: Path,
+    bucket: str,
+    s3_proxy: Proxy,
+    moto_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    distribution = _distribution(moto_server)
+    args = ("--cloudfront-distribution-id", distribution)
+    _render(run, tmp_path, ["a", "b"])
+    assert _publish(run, s3_proxy, bucket, *args).exit_code == 0
+    write(tmp_path / "keys" / "a.pem", public_pem(KEY_MAKERS["p256"]()))
+    _render(run, tmp_path, ["a", "b"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFRONT", s3_proxy.url)
+    s3_proxy.faults.append(_fail_invalidations)
+    failed = _publish(run, s3_proxy, bucket, *args)
+    assert failed.exit_code == 1
+    assert "update  a.example/t/a/.well-known/jwks.json" in failed.output  # plan printed
+    assert "published: 0 created, 1 updated" in failed.output  # summary printed
+    assert "1 paths still to invalidate" in failed.output
+    assert "sent by the next publish" in failed.output
+    s3_proxy.faults.clear()
+    again = _publish(run, s3_proxy, bucket, *args)
+    assert again.exit_code == 0, again.output
+    assert "0 updated" in again.output
+    assert ["/t/a/.well-known/jwks.json"] in _invalidations(moto_server, distribution)
+    state = json.loads(_s3(moto_server).get_object(Bucket=bucket, Key=STATE)["Body"].read())
+    assert state["pending_invalidations"] == {}
+
+
+def _options(out: Path, bucket: str, proxy: Proxy, **kw: Any) -> Options:
+    return Options(bucket=bucket, out=out, endpoint_url=proxy.url, **kw)
+
+
+def test_a_second_publish_is_refused_while_one_runs(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, moto_server: str
+) -> None:
+    _render(run, tmp_path, ["a", "b", "c"])
+    first_tree = tmp_path / "first"
+    (tmp_path / "out").rename(first_tree)
+    for name in "abc":
+        write(tmp_path / "keys" / f"{name}.pem", public_pem(KEY_MAKERS["p256"]()))
+    _render(run, tmp_path, ["a", "b", "c"])
+
+    def slow(method: str, key: str, headers: Message) -> None:
+        if method == "PUT" and ".well-known/" in key:
+            time.sleep(0.3)
+        return None
+
+    s3_proxy.faults.append(slow)
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(first=publish(_options(first_tree, bucket, s3_proxy)))
+    )
+    worker.start()
+    s3 = _s3(moto_server)
+    for _ in range(200):
+        if LEASE in _keys(moto_server, bucket):
+            break
+        time.sleep(0.02)
+    with pytest.raises(LeaseHeld, match=r"another publish is running \(.*pid"):
+        publish(_options(tmp_path / "out", bucket, s3_proxy))
+    worker.join()
+    s3_proxy.faults.clear()
+    assert outcome["first"].error is None
+    assert LEASE not in _keys(moto_server, bucket)  # released
+    # every instance's JWKS and discovery document come from the same (first) tree
+    for name in "abc":
+        for document in ("jwks.json", "openid-configuration"):
+            key = f"{name}.example/t/{name}/.well-known/{document}"
+            assert (
+                s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                == (first_tree / key).read_bytes()
+            )
+
+
+def test_a_dead_publishs_lease_is_broken_only_on_request(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, moto_server: str
+) -> None:
+    s3 = _s3(moto_server)
+    s3.put_object(
+        Bucket=bucket,
+        Key=LEASE,
+        Body=json.dumps(
+            {"holder": "ci@runner-7 pid 42", "expires": "2020-01-01T00:00:00Z"}
+        ).encode(),
+    )
+    _render(run, tmp_path, ["a"])
+    refused = _publish(run, s3_proxy, bucket)
+    assert refused.exit_code == 1
+    assert "another publish is running (ci@runner-7 pid 42" in refused.output
+    assert "it has expired" in refused.output and "--break-lease" in refused.output
+    assert [k for k in _keys(moto_server, bucket) if ".well-known/" in k] == []
+    broken = _publish(run, s3_proxy, bucket, "--break-lease")
+    assert broken.exit_code == 0, broken.output
+    assert LEASE not in _keys(moto_server, bucket)
+
+
+@pytest.mark.parametrize("body", [b'{"keys": 5}', b"not json", b"[1, 2]", b'{"keys": [5]}'])
+def test_a_broken_jwks_object_is_overwritten(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, moto_server: str, body: bytes
+) -> None:
+    s3 = _s3(moto_server)
+    _render(run, tmp_path, ["a"])
+    assert _publish(run, s3_proxy, bucket).exit_code == 0
+    key = "a.example/t/a/.well-known/jwks.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    s3.delete_object(Bucket=bucket, Key=STATE)  # and no index that knows better
+    result = _publish(run, s3_proxy, bucket)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    local = (tmp_path / "out" / key).read_bytes()
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == local
+
+
+@pytest.mark.parametrize("path", ["../../../../etc/passwd", "/etc/passwd", "a/../../b"])
+def test_publish_refuses_a_manifest_path_render_could_not_write(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, path: str
+) -> None:
+    _render(run, tmp_path, ["a"])
+    manifest_path = tmp_path / "out" / MANIFEST_NAME
+    data = json.loads(manifest_path.read_text())
+    data["files"][0]["path"] = path
+    manifest_path.write_text(json.dumps(data))
+    result = _publish(run, s3_proxy, bucket)
+    assert result.exit_code == 1
+    assert "manifest is damaged" in result.output and "is not one render writes" in result.output
+    assert [r for r in s3_proxy.requests if r.method == "PUT"] == []
+
+
+def test_a_symlink_out_of_the_tree_is_refused(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy
+) -> None:
+    _render(run, tmp_path, ["a"])
+    target = tmp_path / "out" / "a.example" / "t" / "a" / ".well-known" / "jwks.json"
+    secret = write(tmp_path / "secret.json", target.read_text())
+    target.unlink()
+    target.symlink_to(secret)
+    result = _publish(run, s3_proxy, bucket)
+    assert result.exit_code == 1
+    assert "not a file inside" in result.output
+
+
+def test_a_rotation_reads_no_object(run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy) -> None:
+    names = [f"t{i}" for i in range(12)]
+    _render(run, tmp_path, names)
+    assert _publish(run, s3_proxy, bucket).exit_code == 0
+    for name in names:
+        write(tmp_path / "keys" / f"{name}.pem", public_pem(KEY_MAKERS["p256"]()))
+    _render(run, tmp_path, names)
+    s3_proxy.clear()
+    dry = _publish(run, s3_proxy, bucket, "--dry-run")
+    assert dry.output.count("kids    ") == 12  # the kid report, from the state index
+    gets = [r.key for r in s3_proxy.requests if r.method in ("GET", "HEAD") and r.key]
+    assert gets == [STATE]
+    s3_proxy.clear()
+    done = _publish(run, s3_proxy, bucket)
+    assert done.exit_code == 0, done.output
+    methods = Counter(
+        r.method for r in s3_proxy.requests if ".well-known/" in r.key and r.method != "PUT"
+    )
+    assert methods == Counter()  # no GET, no HEAD of a document
+    assert (
+        len([r for r in s3_proxy.requests if r.method == "PUT" and ".well-known/" in r.key]) == 12
+    )
+
+
+def test_no_tree_is_a_clean_error_before_any_request(
+    tmp_path: Path, bucket: str, s3_proxy: Proxy
+) -> None:
+    with pytest.raises(WellknownError, match="no manifest"):
+        publish(_options(tmp_path / "nothing", bucket, s3_proxy))
+    assert s3_proxy.requests == []
+
+
+def test_boto3_is_not_asked_for_checksums_on_custom_endpoints(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy
+) -> None:
+    """boto3 >= 1.36 sends CRC checksums by default; S3-compatible stores reject them."""
+    from wellknown_build.publish.s3 import Bucket
+
+    config: Any = Bucket(bucket, endpoint_url=s3_proxy.url).client.meta.config
+    assert config.request_checksum_calculation == "when_required"
+    assert config.response_checksum_validation == "when_required"
+    aws: Any = Bucket(bucket).client.meta.config
+    assert aws.request_checksum_calculation == "when_supported"
