@@ -7,6 +7,7 @@ read up to a limit that no real input comes near.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -17,6 +18,7 @@ DOCUMENT_LIMIT = 16 * MiB  # one rendered document or a template
 
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # absent on Windows, where FIFOs are not files
 _BINARY = getattr(os, "O_BINARY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows: checked with lstat there
 
 
 class InputFileError(OSError):
@@ -31,19 +33,27 @@ class InputFileError(OSError):
         return self.reason
 
 
-def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes.
+def read_regular(path: str | os.PathLike[str], limit: int, *, follow: bool = True) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; with `follow=False`, a
+    symbolic link at `path` is refused rather than followed.
 
     Raises FileNotFoundError if it does not exist and InputFileError for anything else that
     goes wrong (a folder, a device, a FIFO, too large, unreadable), with a reason to show."""
     name = os.fspath(path)
+    flags = os.O_RDONLY | _NONBLOCK | _BINARY
+    if not follow:
+        if not _NOFOLLOW and os.path.islink(name):
+            raise InputFileError(name, "is a symbolic link")
+        flags |= _NOFOLLOW
     try:
-        fd = os.open(name, os.O_RDONLY | _NONBLOCK | _BINARY)
+        fd = os.open(name, flags)
     except FileNotFoundError:
         raise
     except IsADirectoryError:
         raise InputFileError(name, "is a folder, not a file") from None
     except OSError as e:
+        if not follow and e.errno == errno.ELOOP:
+            raise InputFileError(name, "is a symbolic link") from None
         raise InputFileError(name, f"cannot be read ({e.strerror})") from None
     try:
         info = os.fstat(fd)

@@ -92,10 +92,8 @@ class _Paths:
 
 
 def _current(target: str) -> bytes | None:
-    if os.path.islink(target):
-        raise TreeError(f"{target} is a symbolic link; refusing to write through it")
     try:
-        return read_regular(target, DOCUMENT_LIMIT)
+        return read_regular(target, DOCUMENT_LIMIT, follow=False)
     except FileNotFoundError:
         return None
     except InputFileError as e:
