@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -119,6 +120,20 @@ def _moto_server() -> tuple[subprocess.Popen[bytes], str]:
     return server, url
 
 
+def _rotated_tree() -> Path:
+    """The bench config with every kid changed (kid_method: kubernetes): every JWKS differs,
+    as after a fleet-wide key rotation; the discovery documents stay the same."""
+    config = big_config(WORK / f"render-{INSTANCES}", INSTANCES)
+    rotated = config.with_name("rotated.yaml")
+    rotated.write_text(
+        config.read_text().replace("defaults:\n", "defaults:\n  key: {kid_method: kubernetes}\n", 1)
+    )
+    out = WORK / "out-rotated"
+    shutil.rmtree(out, ignore_errors=True)
+    _once([str(BIN / "wellknown-build"), "-q", "render", str(rotated), "--out", str(out)])
+    return out
+
+
 def bench_publish() -> None:
     from tests.s3server import start_proxy
 
@@ -146,14 +161,17 @@ def bench_publish() -> None:
         )
         for name in ("ours", "awscli"):
             s3.create_bucket(Bucket=f"bench-{name}")
+        rotated = _rotated_tree()
         rows = []
         for label, tool in (("wellknown-build publish", "ours"), ("aws s3 sync", "awscli")):
-            for run in ("first", "fresh copy"):
+            for run in ("first", "fresh copy", "rotation"):
                 source = tree
                 if run == "fresh copy":  # a new CI checkout: same bytes, new mtimes
                     source = WORK / f"copy-{tool}"
                     shutil.rmtree(source, ignore_errors=True)
                     shutil.copytree(tree, source, copy_function=shutil.copyfile)
+                if run == "rotation":  # every instance's JWKS changes
+                    source = rotated
                 if tool == "ours":
                     command = [
                         str(BIN / "wellknown-build"),
@@ -181,12 +199,13 @@ def bench_publish() -> None:
                     ]
                 proxy.requests.clear()
                 seconds = _once(command, env)
-                puts = sum(1 for r in proxy.requests if r.method == "PUT")
-                rows.append((label, run, seconds, puts))
+                methods = Counter(r.method for r in proxy.requests)
+                rows.append((label, run, seconds, methods))
         base = {run: s for label, run, s, _ in rows if label == "aws s3 sync"}
-        for label, run, seconds, puts in rows:
+        for label, run, seconds, methods in rows:
             ratio = seconds / base[run]
-            print(f"   {label:<24} {run:<10} {seconds:7.2f} s  {ratio:5.2f}x   PUTs: {puts}")
+            counts = " ".join(f"{m} {n}" for m, n in sorted(methods.items()))
+            print(f"   {label:<24} {run:<10} {seconds:7.2f} s  {ratio:5.2f}x   {counts}")
         ours = next(
             s for label, run, s, _ in rows if label.startswith("wellknown") and run == "fresh copy"
         )
