@@ -200,13 +200,14 @@ def build(config_path: Path, now: dt.datetime | None = None) -> Build:
             instance_jwks(instance, files, key_problems)
     instances = loaded.config.instances
     key_problems += _collisions(documents, {i.id: i.where for i in instances})
-    problems += loaded.source.locate(key_problems)
+    problems += loaded.locate(key_problems)
     if problems:  # in file order; a stable sort keeps each line's problems as found
-        problems.sort(key=lambda p: p.line or 0)
+        order = {name: i for i, name in enumerate(loaded.included, 1)}
+        problems.sort(key=lambda p: (order.get(p.file or "", 0), p.line or 0))
         raise ConfigError(str(config_path), problems)
-    for notice in loaded.source.locate(notices):
+    for notice in loaded.locate(notices):
         log.info("%s", notice.located(str(config_path)))
-    located = tuple(loaded.source.locate(warnings))
+    located = (*loaded.warnings, *loaded.locate(warnings))
     for warning in located:
         log.warning("%s", warning.located(str(config_path)))
     log.debug("built %d documents for %d instances", len(documents), len(instances))

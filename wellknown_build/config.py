@@ -7,16 +7,18 @@ read, so that render reports its key problems in the same run.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import glob
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import cachecontrol, jsondoc, relying_parties, schema, timing, urls
-from .errors import Problem, shown
+from .errors import ConfigError, Problem, shown
 from .model import (
     CLIENT_CACHE,
     DEFAULT_CACHE_CONTROL,
@@ -35,14 +37,30 @@ _DURATIONS = ("token_lifetime", "cache_ttl")
 
 @dataclass(frozen=True)
 class Loaded:
-    """What a configuration file yields: valid instances in `config`, every problem, and
-    every instance whose keys can be read in file order, with whether it is valid (the keys
-    of one that is not are still checked, so that one run reports everything)."""
+    """What a configuration yields: valid instances in `config`, every problem, and every
+    instance whose keys can be read in file order, with whether it is valid (the keys of
+    one that is not are still checked, so that one run reports everything)."""
 
     config: Config
     problems: tuple[Problem, ...]
     readable: tuple[tuple[Instance, bool], ...]
     source: Source
+    included: Mapping[str, Source] = field(default_factory=dict)  # by display name
+    files: Mapping[str, str] = field(default_factory=dict)  # instance id -> included file
+    warnings: tuple[Problem, ...] = ()
+
+    def locate(self, problems: list[Problem]) -> list[Problem]:
+        """Each problem with its file (an instance's included file) and line."""
+        located = []
+        for problem in problems:
+            owner = self.files.get(problem.instance or "")
+            if problem.file is None and owner is not None:
+                problem = problem.in_file(owner)
+            source = self.included.get(problem.file) if problem.file else self.source
+            if source is not None and problem.path and not problem.line:
+                problem = problem.at_line(source.line(problem.path))
+            located.append(problem)
+        return located
 
 
 @dataclass(frozen=True)
@@ -52,28 +70,92 @@ class _Defaults:
     durations: Mapping[str, int]
 
 
+@dataclass
+class _Raw:
+    """An instance as written, and where: `instances[3]` of the file, or `[3]` of an
+    included file."""
+
+    value: object
+    where: str
+    file: str | None = None
+    base: Path = Path()
+
+
 def load(path: Path) -> Loaded:
     """Read and validate; never raises for a problem of the content, only collects it."""
     source = load_yaml(path)
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     top = schema.check_mapping(source.data, schema.TOP_FIELDS, "", problems) or {}
     defaults = _defaults(top, problems)
-    raw_instances = top.get("instances", [])
-    duplicates = _duplicate_ids(raw_instances, problems)
+    raws = [
+        _Raw(raw, f"instances[{i}]", None, path.parent)
+        for i, raw in enumerate(top.get("instances", []))
+    ]
+    included: dict[str, Source] = {}
+    for pattern_index, pattern in enumerate(top.get("include", [])):
+        raws += _include(path, pattern, f"include[{pattern_index}]", included, problems, warnings)
+    duplicates = _duplicate_ids(raws, problems)
     templates_dir = None
     if "templates_dir" in top:
         templates_dir = path.parent / top["templates_dir"]
         if not os.path.isdir(templates_dir):  # False for any OSError (a name too long)
             problems.append(Problem("templates_dir", f"folder not found: {top['templates_dir']}"))
+    if "instances" not in top and "include" not in top:
+        problems.append(Problem("instances", "is required (or include)"))
     readable: list[tuple[Instance, bool]] = []
-    base = path.parent
-    for index, raw in enumerate(raw_instances):
+    files: dict[str, str] = {}
+    for index, raw in enumerate(raws):
         before = len(problems)
-        instance = _instance(raw, f"instances[{index}]", defaults, base, problems)
+        instance = _instance(raw.value, raw.where, defaults, raw.base, problems, raw.file)
+        for at in range(before, len(problems)):
+            problems[at] = problems[at].in_file(raw.file)
         if instance is not None:
             readable.append((instance, len(problems) == before and index not in duplicates))
+            if raw.file is not None:
+                files[instance.id] = raw.file
     config = Config(path, tuple(i for i, ok in readable if ok), templates_dir)
-    return Loaded(config, tuple(source.locate(problems)), tuple(readable), source)
+    loaded = Loaded(config, (), tuple(readable), source, included, files)
+    return dataclasses.replace(
+        loaded,
+        problems=tuple(loaded.locate(problems)),
+        warnings=tuple(loaded.locate(warnings)),
+    )
+
+
+def _include(
+    main: Path,
+    pattern: str,
+    at: str,
+    included: dict[str, Source],
+    problems: list[Problem],
+    warnings: list[Problem],
+) -> list[_Raw]:
+    """The instances of the files a glob names, relative to the main file's folder, sorted;
+    each file holds a list of instances or one instance (YAML or JSON)."""
+    base = main.parent
+    matches = sorted(glob.glob(pattern, root_dir=base, recursive=True))
+    names = [m for m in matches if (base / m).resolve() != main.resolve()]
+    if not names:
+        warnings.append(Problem(at, f"{pattern!r} matches no file"))
+    raws: list[_Raw] = []
+    for name in names:
+        display = name.replace(os.sep, "/")
+        if display in included:
+            continue  # named by an earlier glob too
+        try:
+            source = load_yaml(base / name)
+        except ConfigError as e:
+            problems += [p.in_file(display) for p in e.problems]
+            continue
+        included[display] = source
+        data = source.data
+        items = data if isinstance(data, list) else [data]
+        if data is None or not items:
+            warnings.append(Problem("", "holds no instance", file=display))
+        folder = (base / name).parent
+        raws += [_Raw(item, f"[{i}]", display, folder) for i, item in enumerate(items)]
+    return raws
 
 
 def _defaults(top: Mapping[str, Any], problems: list[Problem]) -> _Defaults:
@@ -99,23 +181,27 @@ def _defaults(top: Mapping[str, Any], problems: list[Problem]) -> _Defaults:
     return _Defaults(good, key, durations)
 
 
-def _duplicate_ids(raw_instances: list[Any], problems: list[Problem]) -> set[int]:
-    """The indexes of instances whose id an earlier one has."""
+def _duplicate_ids(raws: list[_Raw], problems: list[Problem]) -> set[int]:
+    """The indexes of instances whose id an earlier one (in any file) has."""
     seen: dict[str, str] = {}
     duplicates = set()
-    for index, raw in enumerate(raw_instances):
-        ident = raw.get("id") if isinstance(raw, Mapping) else None
+    for index, raw in enumerate(raws):
+        ident = raw.value.get("id") if isinstance(raw.value, Mapping) else None
         if not isinstance(ident, str):
             continue
+        where = f"{raw.file}: {raw.where}" if raw.file else raw.where
         if ident in seen:
             duplicates.add(index)
             problems.append(
                 Problem(
-                    f"instances[{index}].id", f"duplicate instance id (also {seen[ident]})", ident
+                    f"{raw.where}.id",
+                    f"duplicate instance id (also {seen[ident]})",
+                    ident,
+                    file=raw.file,
                 )
             )
         else:
-            seen[ident] = f"instances[{index}]"
+            seen[ident] = where
     return duplicates
 
 
@@ -168,7 +254,12 @@ def _check_common(
 
 
 def _instance(
-    raw: object, where: str, defaults: _Defaults, base: Path, problems: list[Problem]
+    raw: object,
+    where: str,
+    defaults: _Defaults,
+    base: Path,
+    problems: list[Problem],
+    file: str | None = None,
 ) -> Instance | None:
     label = raw.get("id") if isinstance(raw, Mapping) else None
     label = label if isinstance(label, str) else None
@@ -213,6 +304,7 @@ def _instance(
         cache_ttl=durations.get("cache_ttl", _default_cache_ttl(cache_control, parties)),
         relying_parties=parties,
         oauth_metadata=merged.get("oauth_metadata", False),
+        file=file or "",
     )
 
 

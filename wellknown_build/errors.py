@@ -37,6 +37,7 @@ class Problem:
     message: str
     instance: str | None = None
     line: int | None = None
+    file: str | None = None  # an included file; None for the configuration file itself
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
@@ -45,7 +46,13 @@ class Problem:
 
     def located(self, source: str) -> str:
         """`file:line: path: message`, the form editors and CI logs link to a line."""
-        return f"{one_line(source)}:{self.line}: {self}" if self.line else str(self)
+        name = one_line(self.file or source)
+        if self.line:
+            return f"{name}:{self.line}: {self}"
+        return f"{name}: {self}" if self.file else str(self)
+
+    def in_file(self, file: str | None) -> Problem:
+        return replace(self, file=file)
 
     def at_line(self, line: int | None) -> Problem:
         return replace(self, line=line)

@@ -44,6 +44,7 @@ class Instance:
     cache_ttl: int = 0
     relying_parties: tuple[str, ...] = ()
     oauth_metadata: bool = False
+    file: str = ""  # the included file it comes from; "" for the configuration file
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,15 @@ DEFAULTS_FIELDS = (
     _f("key", dict, "Defaults for every key: alg, kid_method, passphrase_env."),
 )
 TOP_FIELDS = (
-    _f("instances", list, "The issuers to publish.", required=True, min_items=1, item="instance"),
+    _f("instances", list, "The issuers to publish.", min_items=1, item="instance"),
+    _f(
+        "include",
+        list,
+        "Globs of more files of instances (YAML or JSON; each a list or one instance), "
+        "relative to this file.",
+        min_items=1,
+        item="glob",
+    ),
     _f("defaults", dict, "Defaults for every instance (and, under key:, every key)."),
     _f("templates_dir", str, "Folder of your templates, searched before the built-in ones."),
 )
@@ -164,7 +172,12 @@ def _scalar_schema(field: Field, kind: type) -> dict[str, Any]:
 def _field_schema(field: Field) -> dict[str, Any]:
     nested = _NESTED.get(field.name)
     if field.types == (list,):
-        items = object_schema(nested) if nested else {"type": "string", "enum": list(KNOWN_PARTIES)}
+        if nested:
+            items = object_schema(nested)
+        elif field.name == "relying_parties":
+            items = {"type": "string", "enum": list(KNOWN_PARTIES)}
+        else:
+            items = {"type": "string", "pattern": NOT_BLANK}
         result: dict[str, Any] = {"type": "array", "items": items}
         if field.min_items:
             result["minItems"] = field.min_items
@@ -192,12 +205,20 @@ def object_schema(fields: tuple[Field, ...]) -> dict[str, Any]:
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of instances.yaml, for editors (yaml-language-server), from the same
-    tables validation reads."""
+    """The JSON Schema of instances.yaml and of the files it includes (a list of instances or
+    one instance), for editors (yaml-language-server), from the tables validation reads."""
+    instance = object_schema(INSTANCE_FIELDS)
+    top = object_schema(TOP_FIELDS)
+    top["anyOf"] = [{"required": ["instances"]}, {"required": ["include"]}]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "wellknown-build instances.yaml",
-        **object_schema(TOP_FIELDS),
+        "title": "wellknown-build instances.yaml (or an included file of instances)",
+        "$defs": {"instance": instance},
+        "anyOf": [
+            top,
+            {"$ref": "#/$defs/instance"},
+            {"type": "array", "items": {"$ref": "#/$defs/instance"}, "minItems": 1},
+        ],
     }
 
 

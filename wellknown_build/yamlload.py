@@ -67,7 +67,10 @@ class Source:
         if node is None:
             return None
         line = node.start_mark.line + 1
-        for part in _parts(where):
+        parts = list(_parts(where))
+        if parts and isinstance(parts[0], int) and isinstance(node, yaml.MappingNode):
+            parts = parts[1:]  # an included file holding one instance: `[0]` is its root
+        for part in parts:
             child = _child(node, part)
             if child is None:
                 break
