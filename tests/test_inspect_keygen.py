@@ -69,7 +69,8 @@ def test_keygen(run: Run, tmp_path: Path, kind: str) -> None:
     kid = public_jwk(load_key_file(public, lambda: None).public_key).kid
     assert f"kid:         {kid}" in result.output
     assert (
-        f"      - path: keys/new.pub.pem\n        kid: {kid}\n        status: next" in result.output
+        "      - path: keys/new.pub.pem\n        kid_method: rfc7638\n        status: next\n"
+        in result.output
     )
     assert public_jwk(load_key_file(private, lambda: None).public_key).kid == kid
 

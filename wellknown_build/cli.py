@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
-from . import jsondoc, timing
+from . import jsondoc, progress, timing
+from .commands.keygen import STATUSES as KEY_STATUSES
 from .commands.render import check as run_check
 from .commands.render import render as run_render
 from .commands.validate import validate as run_validate
@@ -22,6 +23,7 @@ from .keys import KID_METHODS
 from .keys.generate import TYPES as KEY_TYPES
 from .publish.options import ACLS, endpoint_problem, prefix_problem
 from .tree import Changes
+from .urls import check_https_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,9 +34,13 @@ def _reported() -> Iterator[None]:
     try:
         yield
     except WellknownError as e:
-        text = str(e) if isinstance(e, ConfigError) else one_line(str(e))  # one line each
-        click.echo(f"error: {text}", err=True)
+        _error(e)
         sys.exit(e.exit_code)
+
+
+def _error(e: WellknownError) -> None:
+    text = str(e) if isinstance(e, ConfigError) else one_line(str(e))  # one line each
+    click.echo(f"error: {text}", err=True)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -46,6 +52,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     root.setLevel(level)
     root.propagate = False
     click.get_current_context().find_root().meta["wellknown.quiet"] = quiet
+    progress.show_bar_on(sys.stderr if sys.stderr.isatty() and not quiet else None)
 
 
 def _say(message: str) -> None:
@@ -93,7 +100,8 @@ OUT = click.option(
     default=Path("out"),
     show_default=True,
     envvar="WELLKNOWN_OUT",
-    help="Output folder (env WELLKNOWN_OUT).",
+    show_envvar=True,
+    help="Output folder.",
 )
 
 
@@ -119,11 +127,16 @@ NOW = click.option(
     "--now",
     callback=_instant,
     envvar="WELLKNOWN_NOW",
+    show_envvar=True,
     metavar="ISO8601",
-    help="The instant rotation rules are checked at (default: now; env WELLKNOWN_NOW).",
+    help="The instant rotation rules are checked at (default: now).",
 )
 STRICT = click.option(
-    "--strict", is_flag=True, envvar="WELLKNOWN_STRICT", help="Treat warnings as errors (exit 1)."
+    "--strict",
+    is_flag=True,
+    envvar="WELLKNOWN_STRICT",
+    show_envvar=True,
+    help="Treat warnings as errors (exit 1).",
 )
 
 
@@ -165,15 +178,30 @@ def _report_check(out: Path, changes: Changes) -> None:
 
 @main.command()
 @_verbosity_options
-@CONFIG
+@click.argument(
+    "configs",
+    metavar="CONFIG...",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
 @NOW
 @STRICT
-def validate(config: Path, now: dt.datetime | None, strict: bool) -> None:
-    """Run every check on CONFIG; write nothing."""
-    with _reported():
-        result = run_validate(config, now, strict)
-    keys = sum(len(i.keys) for i in result.config.instances)
-    _say(f"{config}: {len(result.config.instances)} instance(s), {keys} key(s): ok")
+def validate(configs: tuple[Path, ...], now: dt.datetime | None, strict: bool) -> None:
+    """Run every check on each CONFIG; write nothing. Every file is checked, then the
+    worst exit code is returned (as pre-commit passes several files)."""
+    failed = 0
+    for config in configs:
+        try:
+            result = run_validate(config, now, strict)
+        except WellknownError as e:
+            _error(e)
+            failed = max(failed, e.exit_code)
+            continue
+        keys = sum(len(i.keys) for i in result.config.instances)
+        _say(f"{config}: {len(result.config.instances)} instance(s), {keys} key(s): ok")
+    if failed:
+        sys.exit(failed)
 
 
 def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
@@ -189,30 +217,37 @@ def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
 @main.command()
 @_verbosity_options
 @click.option(
-    "--bucket", required=True, envvar="WELLKNOWN_BUCKET", help="Bucket name (env WELLKNOWN_BUCKET)."
+    "--bucket", required=True, envvar="WELLKNOWN_BUCKET", show_envvar=True, help="Bucket name."
 )
 @OUT
 @click.option(
     "--prefix",
     default="",
     envvar="WELLKNOWN_PREFIX",
+    show_envvar=True,
     callback=_checked_by(prefix_problem),
-    help="Key prefix, e.g. 'site/' (env WELLKNOWN_PREFIX).",
+    help="Key prefix, e.g. 'site/' (empty, or segments each ending in '/').",
 )
 @click.option(
     "--endpoint-url",
     envvar="WELLKNOWN_ENDPOINT_URL",
+    show_envvar=True,
     callback=_checked_by(endpoint_problem),
-    help="S3-compatible endpoint (env WELLKNOWN_ENDPOINT_URL).",
+    help="S3-compatible endpoint, http(s)://host[:port] (R2, MinIO, GCS).",
 )
-@click.option("--region", envvar="WELLKNOWN_REGION", help="Bucket region (env WELLKNOWN_REGION).")
+@click.option("--region", envvar="WELLKNOWN_REGION", show_envvar=True, help="Bucket region.")
 @click.option(
-    "--dry-run", is_flag=True, envvar="WELLKNOWN_DRY_RUN", help="Print the plan; change nothing."
+    "--dry-run",
+    is_flag=True,
+    envvar="WELLKNOWN_DRY_RUN",
+    show_envvar=True,
+    help="Print the plan; change nothing.",
 )
 @click.option(
     "--delete",
     is_flag=True,
     envvar="WELLKNOWN_DELETE",
+    show_envvar=True,
     help="Delete objects this tool wrote that are no longer rendered.",
 )
 @click.option(
@@ -221,17 +256,20 @@ def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
     default=10,
     show_default=True,
     envvar="WELLKNOWN_MAX_DELETES",
+    show_envvar=True,
     help="Refuse the run (exit 3) past this many deletes.",
 )
 @click.option(
     "--cloudfront-distribution-id",
     envvar="WELLKNOWN_CLOUDFRONT_DISTRIBUTION_ID",
+    show_envvar=True,
     help="Invalidate the changed paths in this distribution.",
 )
 @click.option(
     "--acl",
     type=click.Choice(ACLS),
     envvar="WELLKNOWN_ACL",
+    show_envvar=True,
     help="Canned ACL; leave unset for buckets with ACLs disabled.",
 )
 @click.option(
@@ -240,6 +278,7 @@ def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
     default=16,
     show_default=True,
     envvar="WELLKNOWN_WORKERS_S3",
+    show_envvar=True,
     help="Concurrent S3 requests.",
 )
 @click.option(
@@ -248,6 +287,7 @@ def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
     default=30.0,
     show_default=True,
     envvar="WELLKNOWN_S3_TIMEOUT",
+    show_envvar=True,
     help="Seconds per request attempt; slow attempts are retried.",
 )
 @click.option(
@@ -357,22 +397,109 @@ def inspect(pems: tuple[Path, ...], passphrase_env: str | None, as_json: bool) -
     type=click.Choice(KID_METHODS),
     default="rfc7638",
     show_default=True,
-    help="How the printed kid is computed.",
+    help="The kid: RFC 7638 thumbprint, or SPKI SHA-256 as kube-apiserver computes it.",
 )
-def keygen(kind: str, out: Path, bits: int, passphrase_env: str | None, kid_method: str) -> None:
+@click.option(
+    "--status",
+    type=click.Choice(KEY_STATUSES),
+    default="next",
+    show_default=True,
+    help="The status in the printed YAML: next (a rotation), active (an instance's first key).",
+)
+def keygen(
+    kind: str, out: Path, bits: int, passphrase_env: str | None, kid_method: str, status: str
+) -> None:
     """Create a signing key (mode 0600, never overwriting) and its public PEM."""
+    from .commands.keygen import advice, snippet
     from .commands.keygen import keygen as run_keygen
 
     with _reported():
         made, encrypted = run_keygen(kind, out, bits, passphrase_env, kid_method)
-    click.echo(f"private key: {made.private_path} (mode 0600{', encrypted' if encrypted else ''})")
+    mode = "mode 0600, encrypted" if encrypted else "mode 0600"
+    click.echo(f"private key: {made.private_path} ({mode})")
     click.echo(f"public key:  {made.public_path}")
     click.echo(f"kid:         {made.kid}")
     click.echo(f"alg:         {made.alg}")
-    click.echo("\nAdd it to the instance's keys as the next key (publish it before it signs):")
-    click.echo(f"      - path: {made.public_path}")
-    click.echo(f"        kid: {made.kid}")
-    click.echo("        status: next")
+    click.echo(f"\n{advice(status)}")
+    for line in snippet(made, kid_method, status):
+        click.echo(line)
+
+
+@main.command()
+@_verbosity_options
+@click.argument(
+    "folder", default=".", type=click.Path(file_okay=False, path_type=Path), metavar="[DIR]"
+)
+@click.option(
+    "--issuer",
+    required=True,
+    callback=_checked_by(lambda url: "; ".join(check_https_url(url, what="issuer")) or None),
+    help="The issuer URL, exactly the tokens' iss claim, e.g. https://auth.example.com.",
+)
+@click.option("--id", "instance_id", help="Instance id (default: the issuer without https://).")
+@click.option("--type", "kind", type=click.Choice(KEY_TYPES), default="rsa", help="Key type.")
+@click.option("--bits", type=click.IntRange(min=2048), default=2048, help="RSA modulus size.")
+@click.option(
+    "--kid-method",
+    type=click.Choice(KID_METHODS),
+    default="rfc7638",
+    help="The kid: RFC 7638 thumbprint, or SPKI SHA-256 as kube-apiserver computes it.",
+)
+@click.option(
+    "--passphrase-env",
+    metavar="VAR",
+    help="Encrypt the private key with the passphrase in this variable.",
+)
+def init(
+    folder: Path,
+    issuer: str,
+    instance_id: str | None,
+    kind: str,
+    bits: int,
+    kid_method: str,
+    passphrase_env: str | None,
+) -> None:
+    """Start a new issuer in DIR (default: here): instances.yaml, its first key, .gitignore."""
+    from .commands.init import init as run_init
+    from .commands.init import next_steps
+
+    with _reported():
+        created = run_init(
+            folder,
+            issuer,
+            instance_id=instance_id,
+            kind=kind,
+            bits=bits,
+            kid_method=kid_method,
+            passphrase_env=passphrase_env,
+        )
+    for line in next_steps(created):
+        _say(line)
+
+
+@main.command(name="list")
+@_verbosity_options
+@CONFIG
+@NOW
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, an object per instance.")
+@click.option(
+    "--flat",
+    is_flag=True,
+    help="Print one JSON object of strings (Terraform's external data source).",
+)
+def list_(config: Path, now: dt.datetime | None, as_json: bool, flat: bool) -> None:
+    """Per instance: issuer, document URLs and paths, kids and algs."""
+    from .commands import listing
+
+    with _reported():
+        instances = listing.listing(config, now)
+    if flat:
+        click.echo(jsondoc.dumps(listing.flat(instances)), nl=False)
+    elif as_json:
+        click.echo(jsondoc.dumps(instances), nl=False)
+    else:
+        for line in listing.text(instances):
+            click.echo(line)
 
 
 @main.command()
@@ -384,6 +511,7 @@ def keygen(kind: str, out: Path, bits: int, passphrase_env: str | None, kid_meth
     default=8000,
     show_default=True,
     envvar="WELLKNOWN_PORT",
+    show_envvar=True,
     help="Port on 127.0.0.1.",
 )
 def serve(out: Path, port: int) -> None:
@@ -416,6 +544,7 @@ def serve(out: Path, port: int) -> None:
 @click.option(
     "--base-url",
     envvar="WELLKNOWN_BASE_URL",
+    show_envvar=True,
     help="Fetch from here (the preview server, a staging CDN), host as first path segment.",
 )
 @click.option(

@@ -31,6 +31,13 @@ _EXPLAIN = {
         "access control."
     ),
     "NoSuchBucket": "the bucket does not exist (check --bucket, --region and --endpoint-url)",
+    # A 404 with no S3 error in its body: the endpoint is not an S3 API, e.g. a website or
+    # CDN URL, or a URL with the bucket in its path.
+    "404": (
+        "Not Found, and not an S3 error: is --endpoint-url the store's S3 API endpoint "
+        "(https://s3.REGION.amazonaws.com, https://ACCOUNT.r2.cloudflarestorage.com), "
+        "not a website, CDN or bucket URL?"
+    ),
     "AccessDenied": (
         "access denied: the credentials from the default AWS chain need s3:ListBucket, "
         "s3:GetObject, s3:PutObject (and s3:DeleteObject with --delete) on this bucket"
