@@ -18,6 +18,7 @@ import click
 log = logging.getLogger(__name__)
 EVERY = 5.0  # seconds between lines in a log
 BAR_AFTER = 0.5  # seconds before a bar appears: quick runs draw none
+clock = time.monotonic  # a test gives its own
 
 _bar_stream: TextIO | None = None
 
@@ -36,7 +37,7 @@ class Progress:
         self.total = total
         self.done = 0
         self._lock = threading.Lock()
-        self._start = self._last = time.monotonic()
+        self._start = self._last = clock()
         self._logged = False
         self._stream = _bar_stream
         self._bar: Any = None  # click's ProgressBar, once the phase has run BAR_AFTER
@@ -55,7 +56,7 @@ class Progress:
     def advance(self, steps: int = 1) -> None:
         with self._lock:
             self.done += steps
-            now = time.monotonic()
+            now = clock()
             if self._stream is not None:
                 self._draw(now, steps)
             elif now - self._last >= EVERY:
@@ -89,4 +90,4 @@ class Progress:
                 log.info("%s: %d/%d, %.1f s", self.label, self.done, self.total, self._elapsed())
 
     def _elapsed(self) -> float:
-        return time.monotonic() - self._start
+        return clock() - self._start
