@@ -43,7 +43,7 @@ schema: $(STAMP)
 golden: $(STAMP)
 	rm -rf tests/golden/example
 	$(VENV)/bin/wellknown-build render examples/instances.yaml --out tests/golden/example
-	rm -f tests/golden/example/.wellknown-build.lock
+	rm -f tests/golden/example/.wellknown-build.lock tests/golden/example/.wellknown-build.cache
 
 clean:
 	rm -rf $(VENV) out .bench

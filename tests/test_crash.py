@@ -18,6 +18,7 @@ import filelock
 import pytest
 
 from wellknown_build import tree
+from wellknown_build.cache import CACHE_NAME
 from wellknown_build.commands.render import render
 from wellknown_build.errors import PublishError, TreeError
 from wellknown_build.publish.run import _read_tree
@@ -73,7 +74,7 @@ def _files(out: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(out)): p.read_bytes()
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != tree.LOCK_NAME
+        if p.is_file() and p.name not in (tree.LOCK_NAME, CACHE_NAME)
     }
 
 

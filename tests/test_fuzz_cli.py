@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wellknown_build import tree
+from wellknown_build.cache import CACHE_NAME
 from wellknown_build.cli import main
 from wellknown_build.manifest import MANIFEST_NAME
 
@@ -168,7 +169,7 @@ def _snapshot(out: Path) -> dict[str, tuple[bytes, int]]:
     return {
         str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != tree.LOCK_NAME
+        if p.is_file() and p.name not in (tree.LOCK_NAME, CACHE_NAME)
     }
 
 

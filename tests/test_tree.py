@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from wellknown_build import tree
+from wellknown_build.cache import CACHE_NAME
 from wellknown_build.commands.render import check, render
 from wellknown_build.errors import ConfigError, TreeError
 from wellknown_build.manifest import MANIFEST_NAME
@@ -32,7 +33,7 @@ def _snapshot(out: Path) -> dict[str, tuple[bytes, int]]:
     return {
         str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != tree.LOCK_NAME
+        if p.is_file() and p.name not in (tree.LOCK_NAME, CACHE_NAME)
     }
 
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import importlib.metadata
 import json
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import relying_parties
+from . import relying_parties, tree
+from .cache import Cache, Stat, stat_of
+from .cache import read as read_cache
 from .config import load
 from .documents import KIND_DISCOVERY, Document, instance_documents
-from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
+from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError, WellknownError
+from .files import KEY_LIMIT, read_regular
 from .keys import (
     JWK,
     LoadedKey,
@@ -23,24 +29,63 @@ from .keys import (
 )
 from .keys.x509 import with_certificates
 from .lifecycle import select
+from .manifest import Entry
+from .manifest import read as read_manifest
 from .model import Config, Instance, KeySpec
-from .templating import Renderer
+from .templating import Renderer, builtin_templates
 
 log = logging.getLogger(__name__)
+# Part of every fingerprint: an upgrade rebuilds everything once.
+CACHE_VERSION = f"1/{importlib.metadata.version('wellknown-build')}"
 
 
 @dataclass(frozen=True)
 class Build:
     config: Config
-    documents: tuple[Document, ...]
+    # In instance order: new documents, and the manifest entries of instances a re-render
+    # found unchanged (fingerprint and files as the cache saw them) and did not rebuild.
+    outputs: tuple[Document | Entry, ...]
     warnings: tuple[Problem, ...] = ()
+    cache: Cache = field(default_factory=Cache)  # for the next render
+
+    @property
+    def documents(self) -> tuple[Document, ...]:
+        return tuple(o for o in self.outputs if isinstance(o, Document))
+
+
+@dataclass(frozen=True)
+class _Kid:
+    """What the rotation rules need of a key an unchanged instance did not load."""
+
+    kid: str
 
 
 class KeyFiles:
-    """Each key file is read once, however many instances list it."""
+    """Each key file is read once, however many instances list it; its SHA-256 comes from
+    the cache while its stat data is unchanged."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: Cache | None = None) -> None:
         self._cache: dict[tuple[str, str | None], LoadedKey | KeyLoadError] = {}
+        self._previous = cache.keys if cache else {}
+        self.digests: dict[str, tuple[Stat, str]] = {}
+
+    def digest(self, path: str) -> str | None:
+        """SHA-256 of the file's bytes, or None if it cannot be read (the build then loads
+        it and reports why)."""
+        if path not in self.digests:
+            stat = stat_of(path)
+            if stat is None:
+                return None
+            known = self._previous.get(path)
+            if known is not None and known[0] == stat:
+                self.digests[path] = known
+            else:
+                try:
+                    data = read_regular(path, KEY_LIMIT)
+                except OSError:
+                    return None
+                self.digests[path] = (stat, hashlib.sha256(data).hexdigest())
+        return self.digests[path][1]
 
     def load(self, spec: KeySpec) -> LoadedKey:
         cache_key = (spec.path, spec.passphrase_env)
@@ -114,10 +159,10 @@ def instance_jwks(
     return keyed
 
 
-def _collisions(documents: list[Document], where: dict[str, str]) -> list[Problem]:
+def _collisions(documents: list[Document | Entry], where: dict[str, str]) -> list[Problem]:
     """Two instances writing one file, or one's file standing where another needs a folder."""
     problems = []
-    owner: dict[str, Document] = {}
+    owner: dict[str, Document | Entry] = {}
     for document in documents:
         other = owner.get(document.path)
         if other is not None:
@@ -155,11 +200,13 @@ def _documents(
     problems: list[Problem],
     notices: list[Problem],
     warnings: list[Problem],
+    kids: list[str],
 ) -> list[Document]:
     before = len(problems)
     keyed = instance_jwks(instance, files, problems)
     if len(problems) > before:
         return []
+    kids += [jwk.kid for _, jwk in keyed]
     outcome = select(instance, keyed, now)
     notices += outcome.notices
     warnings += outcome.warnings
@@ -178,28 +225,131 @@ def _documents(
     return [] if len(problems) > before else documents
 
 
-def build(config_path: Path, now: dt.datetime | None = None) -> Build:
+def _fingerprint(instance: Instance, digests: list[str], templates: str, now: dt.datetime) -> str:
+    """Everything an instance's documents depend on; `where` and `file` only locate it."""
+    fields = dataclasses.asdict(instance)
+    for name in ("where", "file", "keys"):
+        fields.pop(name)
+    keys = []
+    for spec, digest in zip(instance.keys, digests, strict=True):
+        key = dataclasses.asdict(spec)
+        for name in ("where", "file", "path"):
+            key.pop(name)
+        live = spec.not_after is None or now < spec.not_after
+        keys.append([key, digest, live])
+    payload = [CACHE_VERSION, templates, fields, keys]
+    text = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _templates_digest(user_dir: Path | None) -> str:
+    """One hash over every template file: a changed template rebuilds every instance."""
+    digest = hashlib.sha256()
+    for folder in (user_dir, builtin_templates()):
+        if folder is None or not os.path.isdir(folder):  # False for any OSError
+            continue
+        for root, dirs, names in os.walk(folder):
+            dirs.sort()
+            for name in sorted(names):
+                path = os.path.join(root, name)
+                digest.update(os.path.relpath(path, folder).encode() + b"\0")
+                try:
+                    digest.update(read_regular(path, 16 * 1024 * 1024))
+                except OSError:
+                    digest.update(b"unreadable")
+    return digest.hexdigest()
+
+
+@dataclass
+class _Previous:
+    """What the last render of the output folder left: the manifest's entries per instance,
+    and the cache; empty without a folder, after an interrupted render, or when damaged."""
+
+    out: Path | None = None
+    entries: dict[str, list[Entry]] = field(default_factory=dict)
+    cache: Cache = field(default_factory=Cache)
+
+    @classmethod
+    def of(cls, out: Path | None) -> _Previous:
+        if out is None or tree.interrupted(out):
+            return cls()
+        try:
+            found = read_manifest(out)
+        except WellknownError:
+            return cls()
+        if found is None:
+            return cls()
+        entries: dict[str, list[Entry]] = {}
+        for entry in found.entries:
+            entries.setdefault(entry.instance, []).append(entry)
+        return cls(out, entries, read_cache(out))
+
+    def unchanged(self, instance: Instance, fingerprint: str | None) -> list[Entry] | None:
+        """The instance's entries if nothing it depends on changed and its files are as the
+        cache saw them."""
+        if self.out is None or fingerprint is None:
+            return None
+        cached = self.cache.instances.get(instance.id)
+        entries = self.entries.get(instance.id)
+        if cached is None or cached[0] != fingerprint or not entries:
+            return None
+        if len(cached[1]) != len(instance.keys):
+            return None
+        for entry in entries:
+            seen = self.cache.files.get(entry.path)
+            if seen is None or seen != stat_of(os.path.join(self.out, *entry.path.split("/"))):
+                return None
+        return entries
+
+
+def build(config_path: Path, now: dt.datetime | None = None, out: Path | None = None) -> Build:
     """Everything checked before anything is written; raises ConfigError with every problem.
 
-    `now` fixes the clock the rotation rules read (default: the current time)."""
+    `now` fixes the clock the rotation rules read (default: the current time). With `out`,
+    instances the last render of it found the same are not rebuilt (see cache.py)."""
     moment = now or dt.datetime.now(dt.timezone.utc)
     loaded = load(config_path)
     problems = list(loaded.problems)
-    files = KeyFiles()
+    previous = _Previous.of(out)
+    files = KeyFiles(previous.cache)
+    templates = _templates_digest(loaded.config.templates_dir)
     key_problems: list[Problem] = []
     renderer = Renderer(loaded.config.templates_dir)
-    documents: list[Document] = []
+    outputs: list[Document | Entry] = []
     notices: list[Problem] = []
     warnings: list[Problem] = []
+    cache = Cache()
     for instance, valid in loaded.readable:
-        if valid:
-            documents += _documents(
-                instance, files, renderer, moment, key_problems, notices, warnings
-            )
-        else:  # it has other problems: report those of its keys in the same run
+        if not valid:  # it has other problems: report those of its keys in the same run
             instance_jwks(instance, files, key_problems)
+            continue
+        digests = [files.digest(spec.path) for spec in instance.keys]
+        fingerprint = (
+            _fingerprint(instance, [d for d in digests if d], templates, moment)
+            if all(digests)
+            else None
+        )
+        kept = previous.unchanged(instance, fingerprint)
+        if kept is not None and fingerprint is not None:
+            kids = previous.cache.instances[instance.id][1]
+            outcome = select(
+                instance, [(s, _Kid(k)) for s, k in zip(instance.keys, kids, strict=True)], moment
+            )
+            notices += outcome.notices
+            warnings += outcome.warnings
+            key_problems += outcome.errors
+            outputs += kept
+            cache.instances[instance.id] = (fingerprint, kids)
+            cache.files.update((e.path, previous.cache.files[e.path]) for e in kept)
+            continue
+        found: list[str] = []
+        made = _documents(instance, files, renderer, moment, key_problems, notices, warnings, found)
+        outputs += made
+        if made and fingerprint is not None:
+            cache.instances[instance.id] = (fingerprint, tuple(found))
+    cache.keys = dict(files.digests)
     instances = loaded.config.instances
-    key_problems += _collisions(documents, {i.id: i.where for i in instances})
+    key_problems += _collisions(outputs, {i.id: i.where for i in instances})
     problems += loaded.locate(key_problems)
     if problems:  # in file order; a stable sort keeps each line's problems as found
         order = {name: i for i, name in enumerate(loaded.included, 1)}
@@ -210,5 +360,5 @@ def build(config_path: Path, now: dt.datetime | None = None) -> Build:
     located = (*loaded.warnings, *loaded.locate(warnings))
     for warning in located:
         log.warning("%s", warning.located(str(config_path)))
-    log.debug("built %d documents for %d instances", len(documents), len(instances))
-    return Build(loaded.config, tuple(documents), located)
+    log.debug("built %d outputs for %d instances", len(outputs), len(instances))
+    return Build(loaded.config, tuple(outputs), located, cache)

@@ -55,6 +55,8 @@ def read_regular(path: str | os.PathLike[str], limit: int, *, follow: bool = Tru
         if not follow and e.errno == errno.ELOOP:
             raise InputFileError(name, "is a symbolic link") from None
         raise InputFileError(name, f"cannot be read ({e.strerror})") from None
+    except ValueError:  # a NUL byte in the name
+        raise InputFileError(name, "cannot be read (its path is not valid)") from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):

@@ -24,6 +24,12 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=_OPTIONS)
 
 
+def dumps_bookkeeping(value: Any) -> bytes:
+    """The tool's own files, read only by it (the render cache): compact, 64-bit integers
+    allowed (nanosecond mtimes exceed I-JSON's range)."""
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+
+
 def dumps_line(value: Any) -> str:
     """One line, no spaces: manifest entries and machine output."""
     return orjson.dumps(value, option=orjson.OPT_STRICT_INTEGER).decode("utf-8")

@@ -12,25 +12,33 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 from .errors import Problem
-from .keys import JWK
 from .model import Instance, KeySpec
 from .timing import after, describe, iso
 
 _ORDER = {"active": 0, "next": 1, "retired": 2}
 
 
+class HasKid(Protocol):
+    @property
+    def kid(self) -> str: ...
+
+
+K = TypeVar("K", bound=HasKid)  # a JWK, or just its kid when a re-render skips the keys
+
+
 @dataclass
-class Outcome:
-    published: list[JWK] = field(default_factory=list)
+class Outcome(Generic[K]):
+    published: list[K] = field(default_factory=list)
     notices: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
 
 
-def select(instance: Instance, keyed: list[tuple[KeySpec, JWK]], now: dt.datetime) -> Outcome:
-    out = Outcome()
+def select(instance: Instance, keyed: list[tuple[KeySpec, K]], now: dt.datetime) -> Outcome[K]:
+    out: Outcome[K] = Outcome()
     ttl, lifetime = instance.cache_ttl, instance.token_lifetime
     # When the current signer took over: the moment the retired keys stopped signing. Taken
     # from every key, dropped ones too, so that a drop that was unsafe stays reported after
@@ -79,8 +87,8 @@ def select(instance: Instance, keyed: list[tuple[KeySpec, JWK]], now: dt.datetim
 def _unsafe_drop(
     instance: Instance,
     spec: KeySpec,
-    jwk: JWK,
-    keyed: list[tuple[KeySpec, JWK]],
+    jwk: HasKid,
+    keyed: list[tuple[KeySpec, K]],
     takeover: dt.datetime | None,
     ttl: int,
     lifetime: int,
@@ -136,7 +144,7 @@ def _unsafe_drop(
 def _check(
     instance: Instance,
     spec: KeySpec,
-    jwk: JWK,
+    jwk: HasKid,
     now: dt.datetime,
     takeover: dt.datetime | None,
     ttl: int,

@@ -68,8 +68,9 @@ class Manifest:
     entries: tuple[Entry, ...]
 
     @classmethod
-    def of(cls, documents: Iterable[Document]) -> Manifest:
-        return cls(tuple(Entry.of(d) for d in documents))
+    def of(cls, outputs: Iterable[Document | Entry]) -> Manifest:
+        """Entries of new documents, and entries kept from the last render as they were."""
+        return cls(tuple(o if isinstance(o, Entry) else Entry.of(o) for o in outputs))
 
     def to_bytes(self) -> bytes:
         files: list[str] = []

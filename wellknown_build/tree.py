@@ -28,6 +28,8 @@ from pathlib import Path
 import filelock
 
 from . import jsondoc, manifest
+from .cache import Cache, stat_of
+from .cache import write as write_cache
 from .documents import Document
 from .errors import TreeError
 from .files import DOCUMENT_LIMIT, InputFileError, read_regular
@@ -171,8 +173,12 @@ def _journal(out: Path) -> dict[str, list[str]] | None:
     return result
 
 
-def compare(out: Path, documents: Sequence[Document]) -> Changes:
-    """What writing `documents` to `out` would change; reads, never writes."""
+Output = Document | manifest.Entry  # an entry: an unchanged instance the build did not redo
+
+
+def compare(out: Path, outputs: Sequence[Output]) -> Changes:
+    """What writing `outputs` to `out` would change; reads, never writes. Entries are
+    unchanged by construction (the build checked their files against the cache)."""
     if out.exists() and not out.is_dir():
         raise TreeError(f"{out} exists and is not a folder")
     paths = _Paths(out)
@@ -196,20 +202,23 @@ def compare(out: Path, documents: Sequence[Document]) -> Changes:
     updated: list[str] = []
     pending: list[tuple[str, bytes]] = []
     unchanged = 0
-    for document in documents:
-        target = paths(document.path)
-        current = _current(target)
-        if current == document.body:
+    for output in outputs:
+        target = paths(output.path)
+        if isinstance(output, manifest.Entry):
             unchanged += 1
             continue
-        (created if current is None else updated).append(document.path)
-        pending.append((target, document.body))
-    wanted = {d.path for d in documents}
+        current = _current(target)
+        if current == output.body:
+            unchanged += 1
+            continue
+        (created if current is None else updated).append(output.path)
+        pending.append((target, output.body))
+    wanted = {o.path for o in outputs}
     removed = sorted(
         {p for p in owned if p not in wanted and os.path.isfile(paths(p))},
         key=owned.index,
     )
-    new_manifest = manifest.Manifest.of(documents).to_bytes()
+    new_manifest = manifest.Manifest.of(outputs).to_bytes()
     return Changes(
         tuple(created),
         tuple(updated),
@@ -325,50 +334,64 @@ def _recover(out: Path, journal: dict[str, list[str]] | None) -> None:
     log.info("%s: finishing an interrupted render", out)
 
 
-def write(out: Path, documents: Sequence[Document]) -> Changes:
+def write(out: Path, outputs: Sequence[Output], cache: Cache | None = None) -> Changes:
+    """Write the tree; then the cache (stat data of every output file) for the next render."""
     with locked(out):
         journal = _journal(out)
         _recover(out, journal)
-        changes = compare(out, documents)
-        if changes.clean:
-            return changes
-        paths = _Paths(out)
-        record = {
-            "paths": sorted({*changes.created, *changes.updated, *changes.removed}),
-            "temporaries": sorted(
-                os.path.relpath(_temporary(paths(p)), out).replace(os.sep, "/")
-                for p in changes.updated
-            ),
-        }
-        if journal is not None:  # keep what the interrupted run may have left
-            record["paths"] = sorted({*record["paths"], *journal["paths"]})
-        _replace_file(out / JOURNAL_NAME, jsondoc.dumps(record))
-        try:
-            staged = _stage(changes.pending, out)
-        except TreeError:
-            if journal is None:  # nothing changed: the tree is as it was
-                with contextlib.suppress(OSError):
-                    os.unlink(out / JOURNAL_NAME)
-            raise
-        try:
-            for temporary, target in staged:
-                os.replace(temporary, target)
-            for relative in changes.removed:
-                stale = out / relative
-                stale.unlink(missing_ok=True)
-                log.info("removed %s (no longer rendered)", relative)
-                _prune(stale.parent, out)
-        except OSError as e:
-            raise TreeError(
-                f"updating {out} failed ({e.strerror}: {e.filename}); render again to finish"
-            ) from None
-        # Last: publish trusts only what the manifest lists, and only without a journal.
-        _replace_file(out / manifest.MANIFEST_NAME, changes.manifest)
-        try:
-            os.unlink(out / JOURNAL_NAME)
-        except OSError as e:
-            raise TreeError(f"cannot remove {out / JOURNAL_NAME}: {e.strerror}") from None
+        changes = compare(out, outputs)
+        if not changes.clean:
+            _apply(out, changes, journal)
+        if cache is not None:
+            _record(out, outputs, cache)
         return changes
+
+
+def _record(out: Path, outputs: Sequence[Output], cache: Cache) -> None:
+    for output in outputs:
+        if isinstance(output, Document) or output.path not in cache.files:
+            stat = stat_of(os.path.join(out, *output.path.split("/")))
+            if stat is not None:
+                cache.files[output.path] = stat
+    write_cache(out, cache)
+
+
+def _apply(out: Path, changes: Changes, journal: dict[str, list[str]] | None) -> None:
+    paths = _Paths(out)
+    record = {
+        "paths": sorted({*changes.created, *changes.updated, *changes.removed}),
+        "temporaries": sorted(
+            os.path.relpath(_temporary(paths(p)), out).replace(os.sep, "/") for p in changes.updated
+        ),
+    }
+    if journal is not None:  # keep what the interrupted run may have left
+        record["paths"] = sorted({*record["paths"], *journal["paths"]})
+    _replace_file(out / JOURNAL_NAME, jsondoc.dumps(record))
+    try:
+        staged = _stage(changes.pending, out)
+    except TreeError:
+        if journal is None:  # nothing changed: the tree is as it was
+            with contextlib.suppress(OSError):
+                os.unlink(out / JOURNAL_NAME)
+        raise
+    try:
+        for temporary, target in staged:
+            os.replace(temporary, target)
+        for relative in changes.removed:
+            stale = out / relative
+            stale.unlink(missing_ok=True)
+            log.info("removed %s (no longer rendered)", relative)
+            _prune(stale.parent, out)
+    except OSError as e:
+        raise TreeError(
+            f"updating {out} failed ({e.strerror}: {e.filename}); render again to finish"
+        ) from None
+    # Last: publish trusts only what the manifest lists, and only without a journal.
+    _replace_file(out / manifest.MANIFEST_NAME, changes.manifest)
+    try:
+        os.unlink(out / JOURNAL_NAME)
+    except OSError as e:
+        raise TreeError(f"cannot remove {out / JOURNAL_NAME}: {e.strerror}") from None
 
 
 def interrupted(out: Path) -> bool:

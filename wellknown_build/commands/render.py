@@ -20,12 +20,12 @@ class RenderResult:
 def render(
     config: Path, out: Path, now: dt.datetime | None = None, strict: bool = False
 ) -> RenderResult:
-    result = validate(config, now, strict)
-    return RenderResult(result, tree.write(out, result.documents))
+    result = validate(config, now, strict, out)
+    return RenderResult(result, tree.write(out, result.outputs, result.cache))
 
 
 def check(
     config: Path, out: Path, now: dt.datetime | None = None, strict: bool = False
 ) -> RenderResult:
-    result = validate(config, now, strict)
-    return RenderResult(result, tree.compare(out, result.documents))
+    result = validate(config, now, strict, out)
+    return RenderResult(result, tree.compare(out, result.outputs))

@@ -9,8 +9,11 @@ from ..build import Build, build
 from ..errors import StrictError
 
 
-def validate(config: Path, now: dt.datetime | None = None, strict: bool = False) -> Build:
-    result = build(config, now)
+def validate(
+    config: Path, now: dt.datetime | None = None, strict: bool = False, out: Path | None = None
+) -> Build:
+    """`out`: the tree a render or --check is about, whose unchanged instances need no rebuild."""
+    result = build(config, now, out)
     if strict and result.warnings:
         raise StrictError(str(config), result.warnings)
     return result

@@ -1,0 +1,143 @@
+"""Re-renders cost what changed: unchanged instances are neither rebuilt nor rewritten, and
+every change that matters (key bytes, template, defaults, a deleted or edited output file,
+the clock passing a not_after) rebuilds exactly the instances it touches."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from wellknown_build import build as build_module
+from wellknown_build.cache import CACHE_NAME
+from wellknown_build.commands.render import check, render
+from wellknown_build.timing import parse_instant
+
+from .helpers import KEY_MAKERS, public_pem, write, write_config
+
+CONFIG = """
+defaults: {{cache_control: "public, max-age={age}"}}
+templates_dir: templates
+instances:
+  - {{id: a, issuer: 'https://a.example', keys: [{{path: keys/a.pem}}]}}
+  - {{id: b, issuer: 'https://b.example', keys: [{{path: keys/b.pem, not_after: 2030-01-01T00:00:00Z}}, {{path: keys/c.pem}}]}}
+  - {{id: c, issuer: 'https://c.example', template: mine, keys: [{{path: keys/c.pem}}]}}
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Path:
+    for name in "abc":
+        write(tmp_path / "keys" / f"{name}.pem", public_pem(KEY_MAKERS["p256"]()))
+    write(
+        tmp_path / "templates" / "openid-configuration" / "mine.json.j2",
+        '{"issuer": {{ issuer|tojson }}, "jwks_uri": {{ jwks_uri|tojson }}}',
+    )
+    return write_config(tmp_path, CONFIG.format(age=300))
+
+
+def _loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The key files a render reads to build JWKs."""
+    seen: list[str] = []
+    real = build_module.load_key_file  # type: ignore[attr-defined]
+
+    def counting(path: Path, passphrase: object) -> object:
+        seen.append(path.name)
+        return real(path, passphrase)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build_module, "load_key_file", counting)
+    return seen
+
+
+def _rerender(world: Path, now: str = "2026-12-01T00:00:00Z") -> tuple[list[str], int]:
+    out = world.parent / "out"
+    changes = render(world, out, parse_instant(now)).changes
+    return sorted([*changes.created, *changes.updated, *changes.removed]), changes.unchanged
+
+
+def test_nothing_changed_nothing_loaded_nothing_written(
+    world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _rerender(world)
+    out = world.parent / "out"
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    loads = _loads(monkeypatch)
+    assert _rerender(world) == ([], 6)
+    assert loads == []
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    assert check(world, out, parse_instant("2026-12-01T00:00:00Z")).changes.clean
+
+
+def test_touch_without_change_rebuilds_nothing(
+    world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _rerender(world)
+    time.sleep(0.01)
+    os.utime(world.parent / "keys" / "a.pem")  # new mtime, same bytes
+    loads = _loads(monkeypatch)
+    assert _rerender(world) == ([], 6)
+    assert loads == []  # the bytes were hashed again, equal: the key needs no loading
+
+
+def test_a_key_file_changed_rebuilds_its_instances(
+    world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _rerender(world)
+    write(world.parent / "keys" / "c.pem", public_pem(KEY_MAKERS["p256"]()))
+    loads = _loads(monkeypatch)
+    changed, _ = _rerender(world)
+    assert changed == ["b.example/.well-known/jwks.json", "c.example/.well-known/jwks.json"]
+    assert sorted(set(loads)) == ["b.pem", "c.pem"]  # a is not rebuilt
+
+
+def test_a_template_changed_rebuilds_what_uses_it(world: Path) -> None:
+    _rerender(world)
+    write(
+        world.parent / "templates" / "openid-configuration" / "mine.json.j2",
+        '{"issuer": {{ issuer|tojson }}, "jwks_uri": {{ jwks_uri|tojson }}, "x": 1}',
+    )
+    changed, _ = _rerender(world)
+    assert changed == ["c.example/.well-known/openid-configuration"]
+
+
+def test_defaults_changed(world: Path) -> None:
+    _rerender(world)
+    world.write_text(CONFIG.format(age=60))
+    changed, _ = _rerender(world)
+    assert changed == []  # Cache-Control lives in the manifest, not in the bodies
+    out = world.parent / "out"
+    assert '"cache_control":"public, max-age=60"' in (out / ".wellknown-build.json").read_text()
+
+
+@pytest.mark.parametrize("damage", ["delete", "edit", "edit-same-size"])
+def test_a_damaged_output_file_is_rewritten(world: Path, damage: str) -> None:
+    _rerender(world)
+    target = world.parent / "out" / "a.example" / ".well-known" / "jwks.json"
+    if damage == "delete":
+        target.unlink()
+    else:
+        body = target.read_bytes()
+        time.sleep(0.01)
+        target.write_bytes(body.replace(b'"', b"'", 1) if damage == "edit-same-size" else b"{}")
+    changed, _ = _rerender(world)
+    assert changed == ["a.example/.well-known/jwks.json"]
+
+
+def test_passing_a_not_after_rebuilds_that_instance(world: Path) -> None:
+    _rerender(world, "2029-12-31T23:59:59Z")
+    changed, _ = _rerender(world, "2030-01-01T00:00:00Z")
+    assert changed == [
+        "b.example/.well-known/jwks.json",
+        "b.example/.well-known/openid-configuration",
+    ] or changed == ["b.example/.well-known/jwks.json"]
+
+
+def test_a_damaged_cache_costs_only_time(world: Path) -> None:
+    _rerender(world)
+    out = world.parent / "out"
+    for junk in (b"{", b"[]", b'{"format": 1, "instances": {"a": 5}, "files": {"x": [1]}}'):
+        (out / CACHE_NAME).write_bytes(junk)
+        assert _rerender(world) == ([], 6)
+    assert check(world, out, parse_instant("2026-12-01T00:00:00Z")).changes.clean
