@@ -225,20 +225,27 @@ def _documents(
     return [] if len(problems) > before else documents
 
 
+_INSTANCE_FIELDS = [
+    f.name for f in dataclasses.fields(Instance) if f.name not in ("where", "file", "keys")
+]
+_KEY_FIELDS = [
+    f.name for f in dataclasses.fields(KeySpec) if f.name not in ("where", "file", "path")
+]
+
+
 def _fingerprint(instance: Instance, digests: list[str], templates: str, now: dt.datetime) -> str:
-    """Everything an instance's documents depend on; `where` and `file` only locate it."""
-    fields = dataclasses.asdict(instance)
-    for name in ("where", "file", "keys"):
-        fields.pop(name)
-    keys = []
-    for spec, digest in zip(instance.keys, digests, strict=True):
-        key = dataclasses.asdict(spec)
-        for name in ("where", "file", "path"):
-            key.pop(name)
-        live = spec.not_after is None or now < spec.not_after
-        keys.append([key, digest, live])
-    payload = [CACHE_VERSION, templates, fields, keys]
-    text = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False)
+    """Everything an instance's documents depend on; `where` and `file` only locate it.
+    (Field by field: dataclasses.asdict deep-copies, and was most of a no-change render.)"""
+    keys = [
+        [
+            [getattr(spec, name) for name in _KEY_FIELDS],
+            digest,
+            spec.not_after is None or now < spec.not_after,
+        ]
+        for spec, digest in zip(instance.keys, digests, strict=True)
+    ]
+    payload = [CACHE_VERSION, templates, [getattr(instance, n) for n in _INSTANCE_FIELDS], keys]
+    text = json.dumps(payload, default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -125,8 +125,20 @@ def _entry(raw: object) -> Entry:
     return entry
 
 
+_LAST: tuple[bytes, Manifest] | None = None  # render reads the same manifest twice
+
+
 def parse(data: bytes, source: str) -> Manifest:
     """A manifest is input too: every entry is checked before anyone acts on it."""
+    global _LAST
+    if _LAST is not None and _LAST[0] == data:
+        return _LAST[1]
+    result = _parse(data, source)
+    _LAST = (data, result)
+    return result
+
+
+def _parse(data: bytes, source: str) -> Manifest:
     try:
         raw = json.loads(data)
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
