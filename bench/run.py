@@ -191,7 +191,7 @@ def bench_publish() -> None:
                         "sync",
                         "--quiet",
                         "--exclude",
-                        ".wellknown-build.json",
+                        ".wellknown-build*",
                         str(source),
                         "s3://bench-awscli",
                         "--endpoint-url",
