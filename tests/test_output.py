@@ -312,3 +312,10 @@ def test_plan_caps_every_kind_of_line() -> None:
     (cdn,) = [line for line in lines if line.startswith("CloudFront invalidation")]
     assert cdn.endswith(f"/p{report.SHOWN_PATHS - 1} ... and {40 - report.SHOWN_PATHS} more")
     assert len(lines) < 4 * (report.SHOWN_PER_OP + 2)
+
+
+@pytest.mark.parametrize("region", ["us east", "$(touch x)", "a;b", "-us-east-1"])
+def test_bad_region_is_a_usage_error(run: Run, region: str) -> None:
+    result = run("publish", "--bucket", "b", "--region", region)
+    assert result.exit_code == 2
+    assert "Invalid value for '--region'" in result.output and "Traceback" not in result.output

@@ -214,6 +214,18 @@ def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
     return callback
 
 
+def _region_problem(region: str) -> str | None:
+    """botocore's own rule, checked here so that a bad value is a usage error (exit 2)."""
+    from botocore.exceptions import InvalidRegionError
+    from botocore.utils import validate_region_name
+
+    try:
+        validate_region_name(region)
+    except InvalidRegionError:
+        return f"{region!r} is not a region name (like us-east-1, or auto for R2)"
+    return None
+
+
 @main.command()
 @_verbosity_options
 @click.option(
@@ -235,7 +247,13 @@ def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
     callback=_checked_by(endpoint_problem),
     help="S3-compatible endpoint, http(s)://host[:port] (R2, MinIO, GCS).",
 )
-@click.option("--region", envvar="WELLKNOWN_REGION", show_envvar=True, help="Bucket region.")
+@click.option(
+    "--region",
+    envvar="WELLKNOWN_REGION",
+    show_envvar=True,
+    callback=_checked_by(_region_problem),
+    help="Bucket region.",
+)
 @click.option(
     "--dry-run",
     is_flag=True,
