@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: install render test lint typecheck pytest bench golden schema clean
+.PHONY: install render test lint typecheck pytest bench bench-100k golden schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: lint typecheck pytest
 
 bench: $(TSTAMP)
 	$(PY) bench/run.py
+
+# Render only, at fleet scale (minutes; the fixture is generated once into .bench/).
+bench-100k: $(TSTAMP)
+	BENCH_INSTANCES=100000 BENCH_REPEAT=1 BENCH_ONLY=render $(PY) bench/run.py
 
 schema: $(STAMP)
 	$(VENV)/bin/wellknown-build schema > wellknown_build/instances.schema.json

@@ -28,15 +28,35 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 INSTANCES = int(os.environ.get("BENCH_INSTANCES", "10000"))
 
 
+PEAK_RSS: dict[str, int] = {}  # KiB, the largest seen per command (its first three words)
+# Runs the command as its only child: RUSAGE_CHILDREN is then that command's own peak RSS.
+_WRAP = (
+    "import resource, subprocess, sys, time\n"
+    "start = time.perf_counter()\n"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+    "seconds = time.perf_counter() - start\n"
+    "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "print(f'\\nwellknown-bench {seconds} {rss}', file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
 def _once(command: list[str], env: dict[str, str] | None = None) -> float:
-    """Wall time of one run; a failed run stops the benchmark with its output."""
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    """Wall time of one run, its peak RSS kept in PEAK_RSS; a failed run stops the
+    benchmark with its output."""
+    result = subprocess.run(
+        [sys.executable, "-c", _WRAP, *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     if result.returncode != 0:
-        raise SystemExit(
-            f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-        )
-    return time.perf_counter() - start
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+    _, seconds, rss = result.stderr.strip().rsplit("\n", 1)[-1].split()
+    name = " ".join(command[:3])
+    PEAK_RSS[name] = max(PEAK_RSS.get(name, 0), int(rss))
+    return float(seconds)
 
 
 def timed_pair(a: list[str], b: list[str], outs: Path) -> tuple[float, float, Path]:
@@ -89,6 +109,8 @@ def bench_render() -> None:
             shutil.rmtree(WORK / "out-ours", ignore_errors=True)
             shutil.copytree(ours_out, WORK / "out-ours")
         shutil.rmtree(outs, ignore_errors=True)
+    for name, rss in sorted(PEAK_RSS.items()):
+        print(f"   peak RSS {rss / 1024:7.0f} MiB  {name}")
     for place, (base, ours, again, written) in figures.items():
         print(f"   [{place}]")
         print(f"   baseline (PyYAML + jwcrypto)   {base:7.2f} s   1.00x")
@@ -138,7 +160,7 @@ def bench_publish() -> None:
     from tests.s3server import start_proxy
 
     tree = WORK / "out-ours"
-    files = sum(1 for p in tree.rglob("*") if p.is_file() and p.name != ".wellknown-build.json")
+    files = sum(1 for p in tree.rglob("*") if p.is_file() and not p.name.startswith(".wellknown"))
     print(f"== publish: the {files}-file tree to moto's server on 127.0.0.1 (a separate process)")
     server, url = _moto_server()
     try:
