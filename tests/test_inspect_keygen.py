@@ -57,6 +57,7 @@ def test_inspect_encrypted_without_passphrase(run: Run) -> None:
     result = run("inspect", str(DATA / "keys" / "ed25519-encrypted.pem"))
     assert result.exit_code == 1
     assert "ed25519-encrypted.pem: the private key is encrypted" in result.output
+    assert "pass --passphrase-env VAR" in result.output  # what inspect takes, not the YAML field
     assert "inspect-test" not in result.output
 
 

@@ -89,6 +89,7 @@ def _verbosity_options(command: F) -> F:
         count=True,
         expose_value=False,
         callback=_verbosity,
+        show_default=False,
         help="Say more (debug logging).",
     )(command)
 

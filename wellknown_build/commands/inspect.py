@@ -15,7 +15,9 @@ from ..keys.describe import describe
 
 
 def passphrase_source(env: str | None, label: str) -> Callable[[], bytes | None]:
-    """From the named environment variable, else a hidden prompt on a terminal, else none."""
+    """From the named environment variable, else a hidden prompt on a terminal; asked only
+    for an encrypted key. Without either, the error says what inspect takes (the key
+    loader's own message names the config field, passphrase_env)."""
 
     def ask() -> bytes | None:
         if env:
@@ -24,7 +26,10 @@ def passphrase_source(env: str | None, label: str) -> Callable[[], bytes | None]
             return str(click.prompt(f"Passphrase for {label}", hide_input=True)).encode(
                 "utf-8", "surrogateescape"
             )
-        return None
+        raise KeyLoadError(
+            "the private key is encrypted; pass --passphrase-env VAR, or run on a terminal "
+            "to be asked"
+        )
 
     return ask
 
