@@ -233,3 +233,8 @@ def test_python_dash_m_init(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "x" / "instances.yaml").is_file()
+
+
+def test_next_steps_quote_a_folder_with_spaces(run: Run, tmp_path: Path) -> None:
+    result = run("init", "my issuer", "--issuer", "https://a.example", "--type", "ed25519")
+    assert '  cd "my issuer"\n' in result.output

@@ -164,7 +164,9 @@ def next_steps(created: Created) -> list[str]:
         "next:",
     ]
     if created.folder.resolve() != Path.cwd().resolve():
-        lines.append(f"  cd {created.folder}")
+        folder = str(created.folder)
+        # double quotes work in sh, cmd and PowerShell alike
+        lines.append(f'  cd "{folder}"' if any(c.isspace() for c in folder) else f"  cd {folder}")
     lines += [
         f"  wellknown-build render {CONFIG_NAME}      # writes out/<host>/<path>/.well-known/",
         "  wellknown-build serve                       # preview at http://127.0.0.1:8000",
