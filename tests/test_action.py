@@ -199,7 +199,7 @@ def test_renders_publishes_and_outputs_the_counts(
         "updated": "0",
         "unchanged": "0",
         "deleted": "0",
-        "puts": "2",
+        "puts": "3",  # two documents and the state index
         "bytes": str(sizes),
         "summary": first.outputs["summary"],
     }
@@ -275,7 +275,7 @@ def test_delete_limit_and_exit_code(
     )
     refused = runner.run(inputs | {"delete": "true", "max-deletes": "1"}, workspace, ROOT, STEPS)
     assert refused.returncode == 3, refused.log
-    assert "Raise --max-deletes" in refused.log
+    assert "pass --max-deletes" in refused.log
     allowed = runner.run(inputs | {"delete": "true", "max-deletes": "2"}, workspace, ROOT, STEPS)
     assert allowed.returncode == 0, allowed.log
     assert allowed.outputs["deleted"] == "2" and allowed.outputs["created"] == "2"

@@ -85,8 +85,8 @@ def test_all_problems_reported_at_once(tmp_path: Path, ed_key: Path) -> None:
         "instances[1].keys[0].alg: ES256 does not fit this key (allowed: RS256, RS384, RS512, "
         "PS256, PS384, PS512) (keys/rsa.pem) [instance b]",
         "instances[2].keys: is required [instance c]",
-        "instances[2].keyz: unknown field in instances[2]; did you mean 'keys'? "
-        "(known: id, issuer, keys, jwks_uri, template, discovery, cache_control, token_lifetime, cache_ttl, relying_parties, oauth_metadata) [instance c]",
+        "instances[2].keyz: unknown field; did you mean 'keys'? Known: "
+        "id, issuer, keys, jwks_uri, template, discovery, cache_control, token_lifetime, cache_ttl, relying_parties, oauth_metadata [instance c]",
     ]
 
 
@@ -204,8 +204,8 @@ def test_key_file_problems(tmp_path: Path) -> None:
     assert problems[1:] == [
         "instances[0].keys[1]: no PEM block found (keys/bad.pem) [instance x]",
         "instances[0].keys[2]: the private key is encrypted; set passphrase_env (keys/enc.pem) [instance x]",
-        "instances[0].keys[3]: the private key is encrypted and environment variable "
-        "WKB_TEST_UNSET_VAR (passphrase_env) is not set (keys/enc.pem) [instance x]",
+        "instances[0].keys[3]: the private key is encrypted, and environment variable "
+        "WKB_TEST_UNSET_VAR, named by passphrase_env, is not set (keys/enc.pem) [instance x]",
     ]
 
 
@@ -238,7 +238,7 @@ def test_passphrase_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         ),
         ("- a\n- b\n", "top level: must be a mapping"),
         ("instances: []\n", "instances: must list at least one instance"),
-        ("instance: []\n", "instance: unknown field in top level; did you mean 'instances'?"),
+        ("instance: []\n", "instance: unknown field; did you mean 'instances'?"),
         (
             "instances: [{id: 1, issuer: https://h, keys: []}]",
             "instances[0].id: must be a string, got the whole number 1",

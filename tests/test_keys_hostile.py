@@ -346,7 +346,9 @@ def test_passphrase_that_is_not_utf8(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_passphrase_variable_unset_or_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WKB_TEST_RAW_PASS", raising=False)
-    with pytest.raises(KeyLoadError, match=r"WKB_TEST_RAW_PASS \(passphrase_env\) is not set"):
+    with pytest.raises(
+        KeyLoadError, match=r"WKB_TEST_RAW_PASS, named by passphrase_env, is not set"
+    ):
         passphrase_from_env("WKB_TEST_RAW_PASS")
     monkeypatch.setenv("WKB_TEST_RAW_PASS", "")
     with pytest.raises(KeyLoadError, match="is not set"):

@@ -234,7 +234,7 @@ def test_max_deletes_refusal_says_how_to_allow_it(
     result = run("publish", "--bucket", bucket, "--endpoint-url", s3_proxy.url, "--delete",
                  "--max-deletes", "3")  # fmt: skip
     assert result.exit_code == 3
-    assert "--max-deletes 3" in result.output and "Raise --max-deletes" in result.output
+    assert "--max-deletes 3" in result.output and "pass --max-deletes" in result.output
     assert "nothing was changed" in result.output
 
 

@@ -179,7 +179,7 @@ def test_deletes_scoped_ordered_and_limited(
     kept = _publish(run, s3_proxy, bucket, "--prefix", "site/")
     assert kept.exit_code == 0
     assert (
-        "keep    site/b.example/t/b/.well-known/jwks.json  (no longer rendered (use --delete))"
+        "keep    site/b.example/t/b/.well-known/jwks.json  (no longer rendered; --delete removes it)"
         in kept.output
     )
     # Over the limit: refused whole, exit 3, nothing changed.
@@ -377,7 +377,7 @@ def test_json_output(run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy) -> 
     _render(run, tmp_path, ["a"])
     result = _publish(run, s3_proxy, bucket, "--json")
     data = json.loads(result.output)
-    assert data["counts"]["create"] == 2 and data["puts"] == 2
+    assert data["counts"]["create"] == 2 and data["puts"] == 3  # and the state index
     assert data["kids"]["a.example/t/a/.well-known/jwks.json"]["removed"] == []
 
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import relying_parties, tree
+from . import progress, relying_parties, tree
 from .cache import Cache, Stat, stat_of
 from .cache import read as read_cache
 from .config import load
@@ -106,7 +106,7 @@ def _passphrase(spec: KeySpec) -> bytes | None:
     try:
         return passphrase_from_env(spec.passphrase_env)
     except KeyLoadError as e:
-        raise KeyLoadError(f"the private key is encrypted and {e}") from None
+        raise KeyLoadError(f"the private key is encrypted, and {e}") from None
 
 
 def instance_jwks(
@@ -326,7 +326,9 @@ def build(config_path: Path, now: dt.datetime | None = None, out: Path | None = 
     notices: list[Problem] = []
     warnings: list[Problem] = []
     cache = Cache()
+    shown = progress.Progress("instances", len(loaded.readable))
     for instance, valid in loaded.readable:
+        shown.advance()
         if not valid:  # it has other problems: report those of its keys in the same run
             instance_jwks(instance, files, key_problems)
             continue
@@ -354,6 +356,7 @@ def build(config_path: Path, now: dt.datetime | None = None, out: Path | None = 
         outputs += made
         if made and fingerprint is not None:
             cache.instances[instance.id] = (fingerprint, tuple(found))
+    shown.close()
     cache.keys = dict(files.digests)
     instances = loaded.config.instances
     key_problems += _collisions(outputs, {i.id: i.where for i in instances})

@@ -255,9 +255,8 @@ def check_mapping(
             close = difflib.get_close_matches(named, by_name, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             known = ", ".join(by_name)
-            problems.append(
-                Problem(at, f"unknown field in {where}{hint} (known: {known})", instance)
-            )
+            end = "" if hint else "."
+            problems.append(Problem(at, f"unknown field{hint}{end} Known: {known}", instance))
         elif type(item) not in field.types:  # exact: a bool is not an int here
             want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in field.types)
             problems.append(Problem(at, f"must be {want}, got {_yaml_type(item)}", instance))

@@ -69,7 +69,7 @@ def passphrase_from_env(name: str, option: str = "passphrase_env") -> bytes:
     except UnicodeError:  # a name that no environment variable can have
         value = b""
     if not value:
-        raise KeyLoadError(f"environment variable {name} ({option}) is not set")
+        raise KeyLoadError(f"environment variable {name}, named by {option}, is not set")
     return value
 
 

@@ -55,9 +55,9 @@ def batch(paths: list[str], limit: int = WILDCARD_AFTER) -> list[str]:
 
 def invalidate(distribution_id: str, paths: list[str]) -> str:
     config = botocore.config.Config(retries={"mode": "standard", "max_attempts": 4})
-    client: CloudFrontClient = boto3.session.Session().client("cloudfront", config=config)
     digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
     try:
+        client: CloudFrontClient = boto3.session.Session().client("cloudfront", config=config)
         response = client.create_invalidation(
             DistributionId=distribution_id,
             InvalidationBatch={

@@ -117,7 +117,7 @@ def make_plan(
             plan.actions.append(Action(DELETE, key, "no longer rendered", kind=kind_of(key)))
         else:
             plan.actions.append(
-                Action(KEEP, key, "no longer rendered (use --delete)", kind=kind_of(key))
+                Action(KEEP, key, "no longer rendered; --delete removes it", kind=kind_of(key))
             )
     return plan
 

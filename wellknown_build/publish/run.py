@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -13,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import manifest, tree
+from .. import manifest, progress, tree
+from ..cache import read as read_cache
+from ..cache import stat_of
 from ..documents import KIND_JWKS
 from ..errors import PublishError, SafetyLimitError, WellknownError
 from . import cdn
@@ -44,7 +47,6 @@ from .s3 import (
 from .state import FOLDER, STATE_NAME, Record, State, parse
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY = 5.0  # seconds between progress lines on long runs
 
 
 @dataclass(frozen=True)
@@ -79,26 +81,44 @@ class Result:
     error: str | None = None  # set when some change failed; the run exits 1
 
 
-def _read_tree(out: Path) -> tuple[list[manifest.Entry], dict[str, bytes]]:
-    if tree.interrupted(out):
-        raise PublishError(
-            f"{out}: a render stopped midway or is running ({tree.JOURNAL_NAME} is there); "
-            "render again before publishing"
-        )
-    found = tree.read_manifest(out)
-    if not found.entries:
-        raise SafetyLimitError(f"{out}: refusing to publish an empty tree")
-    bodies: dict[str, bytes] = {}
-    reader = tree.Reader(out)
-    for entry in found.entries:
-        body = reader.read(entry.path)
+class _Tree:
+    """The rendered tree as publish sees it: every file checked against the manifest before
+    anything is sent. A file whose stat data is what render recorded in its cache is not
+    read (its bytes are read when it is uploaded, and checked again then); any other file is
+    read and hashed now. A fresh copy (new mtimes) is therefore read once, an untouched tree
+    not at all."""
+
+    def __init__(self, out: Path) -> None:
+        if tree.interrupted(out):
+            raise PublishError(
+                f"{out}: a render stopped midway or is running ({tree.JOURNAL_NAME} is there);"
+                " render again before publishing"
+            )
+        found = tree.read_manifest(out)
+        if not found.entries:
+            raise SafetyLimitError(f"{out}: refusing to publish an empty tree")
+        self.out = out
+        self.entries = list(found.entries)
+        self._reader = tree.Reader(out)
+        self._bodies: dict[str, bytes] = {}
+        seen = read_cache(out).files
+        for entry in self.entries:
+            stat = stat_of(os.path.join(out, *entry.path.split("/")))
+            if stat is None or seen.get(entry.path) != stat:
+                self._bodies[entry.path] = self._checked(entry)
+
+    def _checked(self, entry: manifest.Entry) -> bytes:
+        body = self._reader.read(entry.path)
         if hashlib.sha256(body).hexdigest() != entry.sha256:
             raise PublishError(
-                f"{out / entry.path} differs from the manifest (edited after render?); "
+                f"{self.out / entry.path} differs from the manifest (edited after render?); "
                 "render again before publishing"
             )
-        bodies[entry.path] = body
-    return list(found.entries), bodies
+        return body
+
+    def body(self, entry: manifest.Entry) -> bytes:
+        found = self._bodies.pop(entry.path, None)
+        return found if found is not None else self._checked(entry)
 
 
 def _state(bucket: Bucket, key: str) -> State:
@@ -248,23 +268,26 @@ def _run_phase(
     if not actions:
         return done, failures
     futures = {pool.submit(work, action): action for action in actions}
-    last = time.monotonic()
-    for future in as_completed(futures):
-        action = futures[future]
-        try:
-            done.append((action, future.result()))
-        except WellknownError as e:
-            failures.append(str(e))
-        if time.monotonic() - last > PROGRESS_EVERY:
-            last = time.monotonic()
-            log.info("%s: %d/%d", name, len(done) + len(failures), len(actions))
+    with progress.Progress(name, len(actions)) as shown:
+        for future in as_completed(futures):
+            action = futures[future]
+            try:
+                done.append((action, future.result()))
+            except WellknownError as e:
+                failures.append(str(e))
+            shown.advance()
     return done, failures
 
 
-def _listing(bucket: Bucket, prefix: str, wanted: set[str]) -> dict[str, Listed]:
+def _listing(
+    bucket: Bucket, prefix: str, wanted: set[str], pool: ThreadPoolExecutor
+) -> dict[str, Listed]:
     """The deployment's objects: under its prefix, outside its own folder and outside any
-    other deployment's prefix below it (those are that deployment's, never ours)."""
-    listing = bucket.list(prefix)
+    other deployment's prefix below it (those are that deployment's, never ours). Each host
+    folder is listed on its own thread."""
+    listing, folders = bucket.folders(prefix)
+    for part in pool.map(bucket.objects, folders):
+        listing.update(part)
     nested = _nested_deployments(listing, prefix)
     for other in nested:
         clash = sorted(k for k in wanted if k.startswith(other))
@@ -287,7 +310,8 @@ def publish(options: Options) -> Result:
     publish may have just finished) and carry the plan out. A publish with nothing to do
     writes nothing, not even the lease."""
     start = time.monotonic()
-    entries, bodies = _read_tree(options.out)
+    local = _Tree(options.out)
+    entries = local.entries
     bucket = Bucket(
         options.bucket,
         endpoint_url=options.endpoint_url,
@@ -303,7 +327,7 @@ def publish(options: Options) -> Result:
             lease.acquire()
             try:
                 prepared = _prepare(options, bucket, entries, pool, seen)
-                _execute(options, bucket, bodies, *prepared, pool)
+                _execute(options, bucket, local, *prepared, pool)
             finally:
                 lease.release()
             if lease.lost and prepared[0].error is None:
@@ -331,7 +355,7 @@ def _prepare(
     prefix = options.prefix
     state_key = prefix + STATE_NAME
     wanted = {prefix + e.path for e in entries}
-    listing = _listing(bucket, prefix, wanted)
+    listing = _listing(bucket, prefix, wanted, pool)
     state = _state(bucket, state_key)
     remote = _remote(bucket, listing, state, wanted, options.delete, prefix, pool, seen)
     plan = make_plan(
@@ -343,8 +367,8 @@ def _prepare(
         shown = ", ".join(a.key for a in deletes[:5])
         raise SafetyLimitError(
             f"refusing to delete {len(deletes)} objects (--max-deletes {options.max_deletes}):"
-            f" {shown}{', ...' if len(deletes) > 5 else ''}; nothing was changed. Raise "
-            "--max-deletes if these deletes are intended"
+            f" {shown}{', ...' if len(deletes) > 5 else ''}; nothing was changed. If these "
+            f"deletes are intended, pass --max-deletes {len(deletes)}"
         )
     plan.kid_changes = kid_changes(plan, _old_kids(plan, remote, bucket, pool), prefix)
     result = Result(plan, options.dry_run)
@@ -360,12 +384,13 @@ def _records(remote: dict[str, Remote]) -> dict[str, Record]:
     }
 
 
-def _save(bucket: Bucket, state_key: str, state: State, new: State) -> None:
+def _save(bucket: Bucket, state_key: str, state: State, new: State, result: Result) -> None:
     """Write the index only if it changed, and only over the version this run read."""
     if new.objects == state.objects and new.pending == state.pending:
         return
     try:
         state.etag = bucket.put_json(state_key, new.as_json(), if_match=state.etag)
+        result.puts += 1  # counted like any PUT (the bench counts requests)
     except PreconditionFailed:
         raise PublishError(
             f"{state_key} was changed by someone else during this publish; run publish again"
@@ -376,7 +401,7 @@ def _save(bucket: Bucket, state_key: str, state: State, new: State) -> None:
 def _execute(
     options: Options,
     bucket: Bucket,
-    bodies: dict[str, bytes],
+    local: _Tree,
     result: Result,
     remote: dict[str, Remote],
     state: State,
@@ -390,7 +415,7 @@ def _execute(
         assert action.entry is not None
         entry = action.entry
         return bucket.put(
-            action.key, bodies[entry.path], entry, fingerprint(entry, acl), acl, prefix
+            action.key, local.body(entry), entry, fingerprint(entry, acl), acl, prefix
         )
 
     def remove(action: Action) -> None:
@@ -435,7 +460,7 @@ def _execute(
             _invalidate(options, new, changed, bucket, state_key, state, result)
     finally:
         try:
-            _save(bucket, state_key, state, new)
+            _save(bucket, state_key, state, new, result)
         except PublishError as e:
             result.error = result.error or str(e)
         result.pending_invalidations = {d: list(p) for d, p in state.pending.items() if p}
@@ -450,7 +475,7 @@ def _learn_modified(
     written = {k for k in changed if k in new.objects and new.objects[k].modified is None}
     folders = sorted({prefix + k.removeprefix(prefix).split("/", 1)[0] + "/" for k in written})
     try:
-        listings = list(pool.map(bucket.list, folders))
+        listings = list(pool.map(bucket.objects, folders))
     except PublishError as e:
         log.warning("could not list what was written (%s); the next publish checks it", e)
         return
@@ -486,7 +511,7 @@ def _invalidate(
     if not pending:
         return
     new.pending[distribution] = pending
-    _save(bucket, state_key, state, new)
+    _save(bucket, state_key, state, new, result)
     sent = cdn.batch(pending)
     try:
         result.invalidation_id = cdn.invalidate(distribution, sent)

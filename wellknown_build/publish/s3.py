@@ -121,9 +121,10 @@ class Bucket:
         timeout: float = 30.0,
     ) -> None:
         self.name = name
-        self.client = _client(endpoint_url, region, workers, timeout)
+        with _wrapped("setting up the S3 client"):  # a bad AWS_PROFILE, say
+            self.client = _client(endpoint_url, region, workers, timeout)
 
-    def list(self, prefix: str) -> dict[str, Listed]:
+    def objects(self, prefix: str) -> dict[str, Listed]:
         result: dict[str, Listed] = {}
         with _wrapped(f"listing s3://{self.name}/{prefix}"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -134,6 +135,23 @@ class Bucket:
                     modified = item["LastModified"].isoformat()
                     result[item["Key"]] = Listed(item["ETag"], item["Size"], modified)
         return result
+
+    def folders(self, prefix: str) -> tuple[dict[str, Listed], list[str]]:
+        """The objects right under `prefix` and its sub-folders (`<prefix><host>/`), to list
+        each folder on its own thread: one listing of a large bucket is a long chain of
+        1,000-key pages."""
+        objects: dict[str, Listed] = {}
+        folders: list[str] = []
+        with _wrapped(f"listing s3://{self.name}/{prefix}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.name, Prefix=prefix, Delimiter="/"
+            )
+            for page in pages:
+                folders += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+                for item in page.get("Contents", []):
+                    modified = item["LastModified"].isoformat()
+                    objects[item["Key"]] = Listed(item["ETag"], item["Size"], modified)
+        return objects, folders
 
     def head(self, key: str) -> Head | None:
         with _wrapped(f"reading the metadata of {key}"):
