@@ -287,3 +287,14 @@ def test_boto3_is_not_asked_for_checksums_on_custom_endpoints(
     assert config.response_checksum_validation == "when_required"
     aws: Any = Bucket(bucket).client.meta.config
     assert aws.request_checksum_calculation == "when_supported"
+
+
+def test_an_unknown_aws_profile_is_an_error_not_a_traceback(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _render(run, tmp_path, ["a"])
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    result = _publish(run, s3_proxy, bucket)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "no-such-profile" in result.output
