@@ -35,6 +35,7 @@ from .model import Config, Instance, KeySpec
 from .templating import Renderer, builtin_templates
 
 log = logging.getLogger(__name__)
+LOADED_KEYS = 1024  # key files kept loaded at once
 # Part of every fingerprint: an upgrade rebuilds everything once.
 CACHE_VERSION = f"1/{importlib.metadata.version('wellknown-build')}"
 
@@ -88,13 +89,18 @@ class KeyFiles:
         return self.digests[path][1]
 
     def load(self, spec: KeySpec) -> LoadedKey:
+        """Recently used files stay loaded (a fleet shares a few keys); memory stays bounded
+        when every instance has its own."""
         cache_key = (spec.path, spec.passphrase_env)
-        if cache_key not in self._cache:
+        result = self._cache.pop(cache_key, None)
+        if result is None:
             try:
-                self._cache[cache_key] = load_key_file(Path(spec.path), lambda: _passphrase(spec))
+                result = load_key_file(Path(spec.path), lambda: _passphrase(spec))
             except KeyLoadError as e:
-                self._cache[cache_key] = e
-        result = self._cache[cache_key]
+                result = e
+        self._cache[cache_key] = result  # most recently used last
+        if len(self._cache) > LOADED_KEYS:
+            del self._cache[next(iter(self._cache))]
         if isinstance(result, KeyLoadError):
             raise result
         return result

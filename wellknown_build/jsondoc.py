@@ -20,8 +20,11 @@ _OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_STRICT_I
 
 
 def dumps(value: Any) -> bytes:
-    """2-space indent, UTF-8, members in the order given, trailing newline."""
-    return orjson.dumps(value, option=_OPTIONS)
+    """2-space indent, UTF-8, members in the order given, trailing newline.
+
+    Copied to an exact-size object: orjson's own keeps a 4 KiB buffer, which for 20,000
+    documents of 500 bytes held in memory was 78 MiB of a render's peak."""
+    return memoryview(orjson.dumps(value, option=_OPTIONS)).tobytes()
 
 
 def dumps_bookkeeping(value: Any) -> bytes:
