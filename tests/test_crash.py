@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSI
 
 # Count every file operation that changes the tree; die at the k-th.
 _CHILD = """
-import builtins, os, signal, sys
+import builtins, os, pathlib, signal, sys  # pathlib first: 3.10's keeps os.unlink as a method
 limit, count = int(sys.argv[1]), [0]
 def tick():
     count[0] += 1

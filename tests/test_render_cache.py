@@ -14,6 +14,7 @@ from wellknown_build import build as build_module
 from wellknown_build.cache import CACHE_NAME
 from wellknown_build.commands.render import check, render
 from wellknown_build.timing import parse_instant
+from wellknown_build.tree import LOCK_NAME
 
 from .helpers import KEY_MAKERS, public_pem, write, write_config
 
@@ -51,6 +52,11 @@ def _loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+def _mtimes(out: Path) -> dict[Path, int]:
+    """Every file but the lock, which filelock may rewrite on each acquire."""
+    return {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != LOCK_NAME}
+
+
 def _rerender(world: Path, now: str = "2026-12-01T00:00:00Z") -> tuple[list[str], int]:
     out = world.parent / "out"
     changes = render(world, out, parse_instant(now)).changes
@@ -62,11 +68,11 @@ def test_nothing_changed_nothing_loaded_nothing_written(
 ) -> None:
     _rerender(world)
     out = world.parent / "out"
-    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    before = _mtimes(out)
     loads = _loads(monkeypatch)
     assert _rerender(world) == ([], 6)
     assert loads == []
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    assert _mtimes(out) == before
     assert check(world, out, parse_instant("2026-12-01T00:00:00Z")).changes.clean
 
 
