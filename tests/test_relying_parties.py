@@ -18,6 +18,7 @@ def keys(tmp_path: Path) -> Path:
     write(folder / "rsa.pem", public_pem(rsa_key()))
     write(folder / "ec.pem", public_pem(KEY_MAKERS["p256"]()))
     write(folder / "ed.pem", public_pem(KEY_MAKERS["ed25519"]()))
+    write(folder / "ed448.pem", public_pem(KEY_MAKERS["ed448"]()))
     write(folder / "cert.pem", certificate(KEY_MAKERS["p256"]()).public_bytes(PEM))
     return folder
 
@@ -71,6 +72,34 @@ def _problems(tmp_path: Path, party: str, issuer: str, keys: str, extra: str = "
             None,
             "{path: keys/rsa.pem}",
             "lacks REQUIRED authorization_endpoint",
+        ),
+        (
+            "azure-entra",
+            "https://h.example",
+            "{path: keys/rsa.pem}",
+            "{path: keys/ec.pem}",
+            "alg ES256 is not accepted (only RS256)",
+        ),
+        (
+            "azure-entra",
+            "https://h.example/" + "a" * 600,
+            None,
+            "{path: keys/rsa.pem}",
+            "the issuer has 618 characters, more than 600",
+        ),
+        (
+            "vault-jwt",
+            "https://h.example",
+            "{path: keys/rsa.pem}",
+            "{path: keys/rsa.pem, alg: PS256}",
+            "alg PS256 is not accepted (only RS256)",
+        ),
+        (
+            "node-jose",
+            "https://h.example",
+            "{path: keys/ed.pem}",
+            "{path: keys/ed448.pem}",
+            "Ed448 keys are ignored",
         ),
         (
             "kubernetes",
@@ -191,3 +220,24 @@ def test_oidc_strict(
     assert len(found) == len(reasons), found
     for problem, reason in zip(found, reasons, strict=True):
         assert reason in problem
+
+
+def test_oci_apigateway_takes_ten_keys(tmp_path: Path) -> None:
+    lines = []
+    for i in range(11):
+        write(tmp_path / "keys" / f"{i}.pem", public_pem(KEY_MAKERS["p256"]()))
+        lines.append(f"{{path: keys/{i}.pem}}")
+    found = _problems(tmp_path, "oci-apigateway", "https://h.example", ", ".join(lines))
+    assert any("11 keys, more than the 10 accepted" in p for p in found)
+    assert _problems(tmp_path, "oci-apigateway", "https://h.example", ", ".join(lines[:10])) == []
+
+
+def test_java_nimbus_reads_at_most_51200_bytes(tmp_path: Path) -> None:
+    """Nimbus' RemoteJWKSet stops reading at 51,200 bytes: about 200 P-256 keys."""
+    lines = []
+    for i in range(220):
+        write(tmp_path / "keys" / f"{i}.pem", public_pem(KEY_MAKERS["p256"]()))
+        lines.append(f"{{path: keys/{i}.pem}}")
+    found = _problems(tmp_path, "java-nimbus", "https://h.example", ", ".join(lines))
+    assert any("more than 51200" in p for p in found), found
+    assert _problems(tmp_path, "java-nimbus", "https://h.example", ", ".join(lines[:20])) == []

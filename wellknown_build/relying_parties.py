@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import jsondoc
 from .errors import Problem
 from .keys import JWK
 from .model import Instance
@@ -36,6 +37,24 @@ GCP_WIF = (
 KUBERNETES = (
     "Kubernetes service-account issuer discovery (KEP-1393; kube-apiserver pkg/serviceaccount)"
 )
+AZURE_ENTRA = (
+    "Microsoft Entra workload identity federation "
+    "(learn.microsoft.com/entra/workload-id/workload-identity-federation-create-trust: the "
+    "issuer URL, at most 600 characters, must match the token's iss exactly; RS256 tokens)"
+)
+VAULT_JWT = (
+    "HashiCorp Vault JWT/OIDC auth (developer.hashicorp.com/vault/api-docs/auth/jwt: "
+    "jwt_supported_algs defaults to RS256)"
+)
+OCI_APIGW = (
+    "OCI API Gateway JWT authentication with remote JWKS "
+    "(docs.oracle.com/iaas/Content/APIGateway/Tasks/apigatewayusingjwttokens.htm: at most 10 keys)"
+)
+JAVA_NIMBUS = (
+    "Nimbus JOSE+JWT RemoteJWKSet (com.nimbusds.jose.jwk.source: DEFAULT_HTTP_SIZE_LIMIT "
+    "51,200 bytes), used by Spring Security"
+)
+NODE_JOSE = "node jose createRemoteJWKSet (github.com/panva/jose: EdDSA means Ed25519 only)"
 OIDC_STRICT = (
     "OpenID Connect Discovery 1.0 §3 (openid.net/specs/openid-connect-discovery-1_0.html), as "
     "strict clients read it: Nimbus OIDCProviderMetadata.parse, used by Spring Security"
@@ -133,6 +152,39 @@ def oidc_required_members(instance: Instance, jwks: Sequence[JWK], document: Doc
     return found
 
 
+def at_most_keys(limit: int) -> Check:
+    def check(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
+        return [f"{len(jwks)} keys, more than the {limit} accepted"] if len(jwks) > limit else []
+
+    return check
+
+
+def issuer_at_most(limit: int) -> Check:
+    def check(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
+        size = len(instance.issuer)
+        return [f"the issuer has {size} characters, more than {limit}"] if size > limit else []
+
+    return check
+
+
+def jwks_at_most(limit: int) -> Check:
+    """The JWKS as published (the same bytes render writes) must fit the client's limit."""
+
+    def check(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
+        size = len(jsondoc.dumps({"keys": [j.as_dict() for j in jwks]}))
+        return [f"the JWKS is {size} bytes, more than {limit}"] if size > limit else []
+
+    return check
+
+
+def no_ed448(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
+    return [
+        f"kid {j.kid}: Ed448 keys are ignored (EdDSA is Ed25519 only there)"
+        for j in jwks
+        if dict(j.members).get("crv") == "Ed448"
+    ]
+
+
 def no_port(instance: Instance, jwks: Sequence[JWK], document: Document) -> list[str]:
     port = urlsplit(instance.issuer).port
     return [f"the issuer has a port ({port}); it must not"] if port is not None else []
@@ -166,6 +218,12 @@ RULES: tuple[Rule, ...] = (
     Rule("kubernetes", algs_in({"RS256", "ES256", "ES384", "ES512"}), KUBERNETES),
     Rule("kubernetes", spki_kids, KUBERNETES),
     Rule("oidc-strict", oidc_required_members, OIDC_STRICT),
+    Rule("azure-entra", algs_in({"RS256"}), AZURE_ENTRA),
+    Rule("azure-entra", issuer_at_most(600), AZURE_ENTRA),
+    Rule("vault-jwt", algs_in({"RS256"}), VAULT_JWT),
+    Rule("oci-apigateway", at_most_keys(10), OCI_APIGW),
+    Rule("java-nimbus", jwks_at_most(51_200), JAVA_NIMBUS),
+    Rule("node-jose", no_ed448, NODE_JOSE),
 )
 PARTIES: tuple[str, ...] = tuple(sorted({rule.party for rule in RULES}))
 # Parties whose rules read the discovery document (it is parsed only for them).
