@@ -125,3 +125,9 @@ def test_discovery_values_must_be_plain_json(run: Run, tmp_path: Path, ed_key: P
     assert "instances[0].discovery.y[0]: inf is not a number JSON can carry" in result.output
     assert "instances[0].discovery.z: is an integer beyond" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_keygen_refuses_absurd_rsa_sizes(run: Run, tmp_path: Path) -> None:
+    result = run("keygen", "--type", "rsa", "--bits", "99999999", "--out", "k.pem")
+    assert result.exit_code == 2
+    assert not (tmp_path / "k.pem").exists()

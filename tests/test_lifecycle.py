@@ -279,3 +279,21 @@ def test_cache_ttl_from_cache_control(
     )
     (instance,) = build(config).config.instances
     assert instance.cache_ttl == ttl + 600  # plus node jose's own 10 minutes
+
+
+def test_a_retired_key_without_a_takeover_instant_is_warned_about(
+    tmp_path: Path, keys: None
+) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        instances:
+          - id: x
+            issuer: https://h.example
+            keys:
+              - {path: keys/new.pem, status: active}
+              - {path: keys/old.pem, status: retired, not_after: 2026-03-01T00:05:00Z}
+        """,
+    )
+    (warning,) = build(config, parse_instant("2026-03-01T00:00:00Z")).warnings
+    assert "cannot be checked: give the active key its not_before" in warning.message

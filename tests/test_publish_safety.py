@@ -16,6 +16,7 @@ import pytest
 
 from wellknown_build.errors import WellknownError
 from wellknown_build.manifest import MANIFEST_NAME
+from wellknown_build.publish import run as publish_run
 from wellknown_build.publish.lease import LeaseHeld
 from wellknown_build.publish.run import Options, publish
 
@@ -244,7 +245,11 @@ def test_a_symlink_out_of_the_tree_is_refused(
     assert "not a file inside" in result.output
 
 
-def test_a_rotation_reads_no_object(run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy) -> None:
+def test_a_rotation_reads_no_object(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LastModified is recorded at once here (in real use: once it is 2 s old)
+    monkeypatch.setattr(publish_run, "SETTLE_SECONDS", 0)
     names = [f"t{i}" for i in range(12)]
     _render(run, tmp_path, names)
     assert _publish(run, s3_proxy, bucket).exit_code == 0
@@ -298,3 +303,28 @@ def test_an_unknown_aws_profile_is_an_error_not_a_traceback(
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert "no-such-profile" in result.output
+
+
+@pytest.mark.parametrize("keep_metadata", [True, False])
+def test_a_copy_in_the_same_second_or_keeping_our_marks_is_repaired(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy, moto_server: str, keep_metadata: bool
+) -> None:
+    """copy_object right after a publish keeps ETag and (to the second) LastModified, and a
+    tool may copy our metadata along: the real headers are what count."""
+    s3 = _s3(moto_server)
+    _render(run, tmp_path, ["a"])
+    assert _publish(run, s3_proxy, bucket).exit_code == 0
+    key = "a.example/t/a/.well-known/openid-configuration"
+    metadata = s3.head_object(Bucket=bucket, Key=key)["Metadata"] if keep_metadata else {}
+    s3.copy_object(
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": bucket, "Key": key},
+        MetadataDirective="REPLACE",
+        ContentType="text/html",
+        Metadata=metadata,
+    )
+    result = _publish(run, s3_proxy, bucket)
+    assert result.exit_code == 0, result.output
+    assert f"update  {key}" in result.output
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentType"] == "application/json"

@@ -147,3 +147,33 @@ def test_a_damaged_cache_costs_only_time(world: Path) -> None:
         (out / CACHE_NAME).write_bytes(junk)
         assert _rerender(world) == ([], 6)
     assert check(world, out, parse_instant("2026-12-01T00:00:00Z")).changes.clean
+
+
+def test_a_key_behind_a_swapped_symlink_is_seen(tmp_path: Path) -> None:
+    """A Kubernetes secret volume rotates by swapping `..data`; key.pem's own link stays."""
+    secret = tmp_path / "secret"
+    for version in ("v1", "v2"):
+        write(secret / version / "key.pem", public_pem(KEY_MAKERS["p256"]()))
+    (secret / "..data").symlink_to("v1")
+    (secret / "key.pem").symlink_to("..data/key.pem")
+    config = write_config(
+        tmp_path,
+        "instances: [{id: a, issuer: 'https://a.example', keys: [{path: secret/key.pem}]}]\n",
+    )
+    out = tmp_path / "out"
+    render(config, out)
+    (secret / "..tmp").symlink_to("v2")
+    os.replace(secret / "..tmp", secret / "..data")
+    changes = render(config, out).changes
+    assert changes.updated == ("a.example/.well-known/jwks.json",)
+
+
+def test_a_same_size_edit_with_the_mtime_put_back_is_seen(world: Path) -> None:
+    _rerender(world)
+    key = world.parent / "keys" / "a.pem"
+    before = key.stat()
+    write(key, public_pem(KEY_MAKERS["p256"]()))  # a P-256 SPKI PEM: the same size
+    assert key.stat().st_size == before.st_size
+    os.utime(key, ns=(before.st_atime_ns, before.st_mtime_ns))  # the ctime still moves
+    changed, _ = _rerender(world)
+    assert changed == ["a.example/.well-known/jwks.json"]

@@ -154,7 +154,7 @@ def _key(draw: st.DrawFn) -> Any:
         key["path"] = _pick(draw, (["keys/k.pem", "k.pem"], ["", " ", 5]))
     for name, pool in (
         ("kid", _STRINGS),
-        ("alg", (["RS256", "ES256"], ["", 256])),
+        ("alg", (["RS256", "ES256", "EdDSA"], ["", 256, "none", "rs256"])),
         ("status", (["next", "active", "retired"], ["expired", ""])),
         ("kid_method", (["rfc7638", "kubernetes"], ["kube"])),
         ("passphrase_env", (["PASS"], [""])),

@@ -310,7 +310,9 @@ class _Previous:
             return None
         for entry in entries:
             seen = self.cache.files.get(entry.path)
-            if seen is None or seen != stat_of(os.path.join(self.out, *entry.path.split("/"))):
+            if seen is None or seen != stat_of(
+                os.path.join(self.out, *entry.path.split("/")), follow=False
+            ):
                 return None
         return entries
 

@@ -25,18 +25,21 @@ from . import jsondoc
 from .files import MiB, read_regular
 
 CACHE_NAME = ".wellknown-build.cache"
-FORMAT = 1
+FORMAT = 2
 LIMIT = 2048 * MiB
 
-Stat = tuple[int, int, int]  # size, mtime_ns, inode
+Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
 
-def stat_of(path: str) -> Stat | None:
+def stat_of(path: str, *, follow: bool = True) -> Stat | None:
+    """Stat data as git's index keeps it. ctime too: restoring an mtime (touch -r, utime)
+    changes the ctime. Followed through symbolic links by default: a key file is often a
+    link whose target changes (a Kubernetes secret volume swaps `..data`)."""
     try:
-        info = os.stat(path, follow_symlinks=False)
+        info = os.stat(path, follow_symlinks=follow)
     except (OSError, ValueError):  # ValueError: a NUL byte in the name
         return None
-    return (info.st_size, info.st_mtime_ns, info.st_ino)
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 @dataclass
@@ -55,8 +58,8 @@ class Cache:
 
 
 def _stat(raw: object) -> Stat | None:
-    if isinstance(raw, list) and len(raw) == 3 and all(type(n) is int for n in raw):
-        return (raw[0], raw[1], raw[2])
+    if isinstance(raw, list) and len(raw) == 4 and all(type(n) is int for n in raw):
+        return (raw[0], raw[1], raw[2], raw[3])
     return None
 
 

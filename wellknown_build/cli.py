@@ -401,7 +401,7 @@ def inspect(pems: tuple[Path, ...], passphrase_env: str | None, as_json: bool) -
 )
 @click.option(
     "--bits",
-    type=click.IntRange(min=2048),
+    type=click.IntRange(2048, 16384),
     default=2048,
     show_default=True,
     help="RSA modulus size.",
@@ -457,7 +457,7 @@ def keygen(
 )
 @click.option("--id", "instance_id", help="Instance id (default: the issuer without https://).")
 @click.option("--type", "kind", type=click.Choice(KEY_TYPES), default="rsa", help="Key type.")
-@click.option("--bits", type=click.IntRange(min=2048), default=2048, help="RSA modulus size.")
+@click.option("--bits", type=click.IntRange(2048, 16384), default=2048, help="RSA modulus size.")
 @click.option(
     "--kid-method",
     type=click.Choice(KID_METHODS),

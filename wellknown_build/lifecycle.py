@@ -104,7 +104,15 @@ def _unsafe_drop(
     if spec.status == "retired":
         stopped = takeover
         if stopped is None:
-            return []
+            return [
+                Problem(
+                    f"{spec.where}.not_after",
+                    f"retired key {jwk.kid} leaves the JWKS at {iso(spec.not_after)}, but no "
+                    "active key has a not_before, so whether its tokens have expired by then "
+                    "cannot be checked: give the active key its not_before",
+                    instance.id,
+                )
+            ]
     else:
         successors = [
             s.not_before

@@ -43,8 +43,21 @@ RESERVED_DISCOVERY = ("issuer", "jwks_uri")
 _INSTANT = str  # the YAML reader leaves dates as strings; timing.parse_instant reads them
 _DURATION = (str, int, float)  # JSON Schema's integer includes 3.0
 
+# Every alg some key type here can sign with (RFC 7518, RFC 8037, RFC 8812, RFC 9864); which
+# one fits a given key is checked when the key is read.
+ALGS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "ES256K", "EdDSA", "Ed25519", "Ed448",
+)  # fmt: skip
+
 KEY_DEFAULT_FIELDS = (
-    _f("alg", str, "JWS algorithm; default derived from the key (RS256, ES256/384/512, EdDSA)."),
+    _f(
+        "alg",
+        str,
+        "JWS algorithm; default derived from the key (RS256, PS256 for RSA-PSS, ES256/384/512, "
+        "EdDSA).",
+        choices=ALGS,
+    ),
     _f("kid_method", str, "How a missing kid is computed.", choices=("rfc7638", "kubernetes")),
     _f("passphrase_env", str, "Environment variable holding the passphrase of an encrypted PEM."),
     _f("x5c", bool, "Publish x5c and x5t#S256 for keys given as certificates."),

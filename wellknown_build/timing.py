@@ -23,8 +23,9 @@ MAX_DURATION = 100 * 365 * 86400  # beyond any token lifetime or cache; keeps da
 # The same grammars as JSON Schema patterns, for editors (schema.py); a property test holds
 # them equal to the parsers. Dates that do not exist (02-30) only the parser refuses.
 INSTANT_PATTERN = (
-    r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"(?:[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?\s*(?:[Zz]|[+-][0-9]{2}:?[0-9]{2}))?\s*$"
+    r"^\s*[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"(?:[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]+)?\s*"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9]))?\s*$"
 )
 DURATION_PATTERN = (
     r"^\s*(?:[0-9]+|[0-9]+\s*[smhdw]"
@@ -48,6 +49,8 @@ def parse_instant(value: object) -> dt.datetime:
         if offset and offset not in "Zz":
             sign = -1 if offset[0] == "-" else 1
             digits = offset[1:].replace(":", "")
+            if int(digits[2:]) > 59:
+                raise ValueError("offset minutes must be below 60")
             zone = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
         moment = dt.datetime(
             int(year),
@@ -107,4 +110,6 @@ def describe(seconds: int) -> str:
 
 
 def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC; the year always four digits (strftime's %Y is not, below 1000)."""
+    utc = moment.astimezone(dt.timezone.utc)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"

@@ -334,9 +334,12 @@ def _recover(out: Path, journal: dict[str, list[str]] | None) -> None:
     log.info("%s: finishing an interrupted render", out)
 
 
-def write(out: Path, outputs: Sequence[Output], cache: Cache | None = None) -> Changes:
-    """Write the tree; then the cache (stat data of every output file) for the next render."""
-    with locked(out):
+def write(
+    out: Path, outputs: Sequence[Output], cache: Cache | None = None, *, lock: bool = True
+) -> Changes:
+    """Write the tree; then the cache (stat data of every output file) for the next render.
+    `lock=False`: the caller holds the render lock already."""
+    with locked(out) if lock else contextlib.nullcontext():
         journal = _journal(out)
         _recover(out, journal)
         changes = compare(out, outputs)
@@ -350,7 +353,7 @@ def write(out: Path, outputs: Sequence[Output], cache: Cache | None = None) -> C
 def _record(out: Path, outputs: Sequence[Output], cache: Cache) -> None:
     for output in outputs:
         if isinstance(output, Document) or output.path not in cache.files:
-            stat = stat_of(os.path.join(out, *output.path.split("/")))
+            stat = stat_of(os.path.join(out, *output.path.split("/")), follow=False)
             if stat is not None:
                 cache.files[output.path] = stat
     write_cache(out, cache)

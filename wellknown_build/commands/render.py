@@ -20,8 +20,16 @@ class RenderResult:
 def render(
     config: Path, out: Path, now: dt.datetime | None = None, strict: bool = False
 ) -> RenderResult:
-    result = validate(config, now, strict, out)
-    return RenderResult(result, tree.write(out, result.outputs, result.cache))
+    # One lock over reading the last render and writing the next: a second render at the
+    # same time fails at once instead of building from a tree that is about to change. A
+    # first render builds from nothing, so it takes the lock only to write (and a failed
+    # first render leaves no folder behind).
+    if not out.is_dir():
+        result = validate(config, now, strict, out)
+        return RenderResult(result, tree.write(out, result.outputs, result.cache))
+    with tree.locked(out):
+        result = validate(config, now, strict, out)
+        return RenderResult(result, tree.write(out, result.outputs, result.cache, lock=False))
 
 
 def check(

@@ -20,8 +20,12 @@ OWNER = "wellknown-build"  # value of the x-amz-meta-wellknown-build marker
 
 def fingerprint(entry: Entry, acl: str | None) -> str:
     """What makes an object up to date: its body and every header we set."""
-    headers = f"{entry.content_type}\n{entry.cache_control}\n{acl or ''}"
-    return hashlib.sha256(f"{entry.sha256}\n{headers}".encode()).hexdigest()
+    return fingerprint_of(entry.sha256, entry.content_type, entry.cache_control, acl)
+
+
+def fingerprint_of(sha256: str, content_type: str, cache_control: str, acl: str | None) -> str:
+    headers = f"{content_type}\n{cache_control}\n{acl or ''}"
+    return hashlib.sha256(f"{sha256}\n{headers}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

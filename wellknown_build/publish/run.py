@@ -4,6 +4,7 @@ a live issuer — every JWKS, then the discovery documents, then deletes, then t
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -30,6 +31,7 @@ from .plan import (
     Plan,
     Remote,
     fingerprint,
+    fingerprint_of,
     kid_changes,
     kids_of,
     make_plan,
@@ -47,6 +49,7 @@ from .s3 import (
 from .state import FOLDER, STATE_NAME, Record, State, parse
 
 log = logging.getLogger(__name__)
+SETTLE_SECONDS = 2  # LastModified younger than this is not recorded (see _settled)
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class _Tree:
         self._bodies: dict[str, bytes] = {}
         seen = read_cache(out).files
         for entry in self.entries:
-            stat = stat_of(os.path.join(out, *entry.path.split("/")))
+            stat = stat_of(os.path.join(out, *entry.path.split("/")), follow=False)
             if stat is None or seen.get(entry.path) != stat:
                 self._bodies[entry.path] = self._checked(entry)
 
@@ -147,19 +150,39 @@ def _ours(head: Head, prefix: str) -> bool:
     return meta.get(META_OWNER) == OWNER and meta.get(META_PREFIX, prefix or "/") == (prefix or "/")
 
 
-def _from_head(key: str, head: Head, listed: Listed, prefix: str) -> Remote:
+def _from_head(key: str, head: Head, listed: Listed, prefix: str, acl: str | None) -> Remote:
+    """What an object is, from its own headers. Its fingerprint mark counts only if the
+    headers it really has give the same fingerprint: a copy_object that replaced
+    Content-Type or Cache-Control but kept the metadata is caught here."""
     owned = _ours(head, prefix)
+    sha256 = head.metadata.get(META_SHA256) if owned else None
+    claimed = head.metadata.get(META_FINGERPRINT) if owned else None
+    actual = fingerprint_of(sha256, head.content_type, head.cache_control, acl) if sha256 else None
     return Remote(
         key,
         head.etag,
         listed.size,
-        head.metadata.get(META_FINGERPRINT) if owned else None,
-        head.metadata.get(META_SHA256) if owned else None,
+        claimed if claimed is not None and claimed == actual else None,
+        sha256,
         owned,
-        head.modified,
+        _settled(head.modified),
         None,
         True,
     )
+
+
+def _settled(modified: str) -> str:
+    """LastModified as the index may record it: only once it is a few seconds old. S3 keeps
+    it to the second, so a copy_object in the same second as our write would keep both ETag
+    and LastModified; an entry recorded too early is left out and looked at once more."""
+    try:
+        when = dt.datetime.fromisoformat(modified)
+    except ValueError:
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    fresh = dt.datetime.now(dt.timezone.utc) - when < dt.timedelta(seconds=SETTLE_SECONDS)
+    return "" if fresh else modified
 
 
 # HEAD answers by (key, ETag, LastModified): planning again under the lease looks again only
@@ -190,6 +213,7 @@ def _remote(
     prefix: str,
     pool: ThreadPoolExecutor,
     seen: Heads,
+    acl: str | None,
 ) -> dict[str, Remote]:
     """What each object is. The index is trusted only where the listing still shows the
     ETag *and* LastModified it recorded; anything else we might write or delete is looked
@@ -217,7 +241,11 @@ def _remote(
         log.info("reading the metadata of %d objects", len(to_head))
     for key, head in _heads(bucket, to_head, listing, seen, pool).items():
         if head is not None:
-            remote[key] = _from_head(key, head, listing[key], prefix)
+            found = _from_head(key, head, listing[key], prefix, acl)
+            known = state.objects.get(key)
+            if known is not None and known.etag == head.etag:  # same body: same kids
+                found = dataclasses.replace(found, kids=known.kids)
+            remote[key] = found
     return remote
 
 
@@ -234,7 +262,7 @@ def _verify_deletes(
     unverified = [a.key for a in plan.of(DELETE) if not remote[a.key].verified]
     for key, head in _heads(bucket, unverified, listing, seen, pool).items():
         if head is not None:
-            remote[key] = _from_head(key, head, listing[key], prefix)
+            remote[key] = _from_head(key, head, listing[key], prefix, None)
     refused = {a.key for a in plan.of(DELETE) if not remote[a.key].owned}
     for key in sorted(refused):
         log.warning("not deleting %s: the object does not carry this deployment's marks", key)
@@ -341,8 +369,16 @@ Prepared = tuple[Result, dict[str, "Remote"], State]
 
 
 def _has_work(options: Options, result: Result, remote: dict[str, Remote], state: State) -> bool:
+    """Changes to make, CDN paths to send, or an index that is wrong. An index that only
+    lacks settled LastModified values is not worth a lease and a write: those objects are
+    looked at (HEAD) until the next publish with work records them."""
     sendable = options.distribution_id in state.pending
-    return bool(result.plan.changes) or _records(remote) != state.objects or sendable
+
+    def essence(records: dict[str, Record]) -> dict[str, Record]:
+        return {k: dataclasses.replace(r, modified=None) for k, r in records.items()}
+
+    stale = essence(_records(remote)) != essence(state.objects)
+    return bool(result.plan.changes) or stale or sendable
 
 
 def _prepare(
@@ -357,7 +393,9 @@ def _prepare(
     wanted = {prefix + e.path for e in entries}
     listing = _listing(bucket, prefix, wanted, pool)
     state = _state(bucket, state_key)
-    remote = _remote(bucket, listing, state, wanted, options.delete, prefix, pool, seen)
+    remote = _remote(
+        bucket, listing, state, wanted, options.delete, prefix, pool, seen, options.acl
+    )
     plan = make_plan(
         entries, prefix, remote, acl=options.acl, delete=options.delete, state_key=state_key
     )
@@ -482,8 +520,9 @@ def _learn_modified(
     for listing in listings:
         for key, listed in listing.items():
             record = new.objects.get(key)
-            if key in written and record is not None and record.etag == listed.etag:
-                new.objects[key] = dataclasses.replace(record, modified=listed.modified)
+            settled = _settled(listed.modified)
+            if key in written and record is not None and record.etag == listed.etag and settled:
+                new.objects[key] = dataclasses.replace(record, modified=settled)
 
 
 def _invalidate(

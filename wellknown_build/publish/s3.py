@@ -60,6 +60,8 @@ class Head:
     etag: str
     metadata: dict[str, str]
     modified: str
+    content_type: str = ""
+    cache_control: str = ""
 
 
 class PreconditionFailed(PublishError):
@@ -165,6 +167,8 @@ class Bucket:
             response["ETag"],
             dict(response.get("Metadata", {})),
             response["LastModified"].isoformat(),
+            str(response.get("ContentType", "")),
+            str(response.get("CacheControl", "")),
         )
 
     def get(self, key: str, limit: int = 64 * 1024 * 1024) -> tuple[bytes, str] | None:
