@@ -207,3 +207,24 @@ def test_permission_denied_while_removing_is_an_error(
     render(config, out)
     assert not (out / "b.example").exists()
     assert check(config, out).changes.clean
+
+
+@pytest.mark.parametrize(
+    "journal",
+    [
+        b"[" * 100_000,
+        b'{"paths": [], "temporaries": ["a.example/.well-known/jwks.json", "keep.txt"]}',
+    ],
+)
+def test_a_hostile_journal_deletes_nothing_render_did_not_stage(
+    tmp_path: Path, ed_key: Path, journal: bytes
+) -> None:
+    out = tmp_path / "out"
+    config = write_config(tmp_path, ONE)
+    render(config, out)
+    keep = write(out / "keep.txt", "not ours")
+    (out / tree.JOURNAL_NAME).write_bytes(journal)
+    render(config, out)
+    assert keep.exists()
+    assert (out / "a.example/.well-known/jwks.json").exists()
+    assert check(config, out).changes.clean

@@ -15,7 +15,6 @@ render, never a wrong tree. An interrupted render (journal) ignores it.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +65,8 @@ def _stat(raw: object) -> Stat | None:
 def read(out: Path) -> Cache:
     """The cache of the last render, or an empty one: it is only ever a hint."""
     try:
-        raw = json.loads(read_regular(out / CACHE_NAME, LIMIT))
-    except (OSError, ValueError, RecursionError):
+        raw = jsondoc.loads(read_regular(out / CACHE_NAME, LIMIT))
+    except (OSError, ValueError):
         return Cache()
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         return Cache()

@@ -135,7 +135,9 @@ def _include(
     each file holds a list of instances or one instance (YAML or JSON)."""
     base = main.parent
     matches = sorted(glob.glob(pattern, root_dir=base, recursive=True))
-    names = [m for m in matches if (base / m).resolve() != main.resolve()]
+    itself = main.resolve()
+    # `tenants/**` matches folders too: only files are read (a FIFO still gets its error)
+    names = [m for m in matches if not os.path.isdir(base / m) and (base / m).resolve() != itself]
     if not names:
         warnings.append(Problem(at, f"{pattern!r} matches no file"))
     raws: list[_Raw] = []

@@ -10,6 +10,7 @@ rule again at write time.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -17,6 +18,16 @@ import orjson
 
 MAX_SAFE_INTEGER = 2**53 - 1
 _OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_STRICT_INTEGER
+
+
+def loads(data: bytes | str) -> Any:
+    """JSON from a file or an object we did not write ourselves just now (a manifest, the
+    journal, the render cache, a state index, a lease, a served body): anything that is not
+    JSON, however deep its nesting, is a ValueError, the one error callers handle."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def dumps(value: Any) -> bytes:

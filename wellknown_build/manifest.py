@@ -7,7 +7,6 @@ of which files this tool owns (only those are ever deleted).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -140,7 +139,7 @@ def parse(data: bytes, source: str) -> Manifest:
 
 def _parse(data: bytes, source: str) -> Manifest:
     try:
-        raw = json.loads(data)
+        raw = jsondoc.loads(data)
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             found = raw.get("format") if isinstance(raw, dict) else None
             raise TreeError(f"{source}: manifest format {shown(found)} is not {FORMAT}")

@@ -300,16 +300,12 @@ def _yaml_type(value: object) -> str:
     names = {str: "a string", dict: "a mapping", list: "a list", bool: "a boolean"}
     if type(value) in names:
         return (
-            f"{names[type(value)]} {_short(value)}"
+            f"{names[type(value)]} {shown(value)}"
             if type(value) in (str, bool)
             else names[type(value)]
         )
     if type(value) is int:
-        return f"the whole number {_short(value)}"
+        return f"the whole number {shown(value)}"
     if type(value) is float:
-        return f"the decimal number {_short(value)}"
-    return f"{type(value).__name__} {_short(value)}"
-
-
-def _short(value: object) -> str:
-    return shown(value)
+        return f"the decimal number {shown(value)}"
+    return f"{type(value).__name__} {shown(value)}"

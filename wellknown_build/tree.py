@@ -18,7 +18,6 @@ All-or-nothing and safe at any instant:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -159,7 +158,7 @@ def _journal(out: Path) -> dict[str, list[str]] | None:
     """The journal of an interrupted render, or None; a damaged one counts as empty."""
     path = out / JOURNAL_NAME
     try:
-        raw = json.loads(read_regular(path, manifest.MANIFEST_LIMIT))
+        raw = jsondoc.loads(read_regular(path, manifest.MANIFEST_LIMIT))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -170,6 +169,12 @@ def _journal(out: Path) -> dict[str, list[str]] | None:
         result[name] = [
             p for p in (items if isinstance(items, list) else []) if manifest.is_tree_path(p)
         ]
+    # Recovery deletes the temporaries: only names render gives them (`.name.wkb.tmp`).
+    result["temporaries"] = [
+        p
+        for p in result["temporaries"]
+        if p.endswith(_TEMPORARY) and p.rsplit("/", 1)[-1].startswith(".")
+    ]
     return result
 
 

@@ -39,6 +39,7 @@ _NEEDS_EVENTS = re.compile(r"[!&*]|^(?:---|\.\.\.)(?:[ \t]|$)", re.MULTILINE)
 _LOCATION = re.compile(r"at line (\d+), column (\d+)")
 _BASE_REPLAY = 1_000_000  # events yaml-rs may replay for aliases, at least
 MERGE = "<<"
+COMPOSE_LIMIT = 32 * 1024 * 1024  # characters
 
 # libyaml's parser when PyYAML was built with it; the pure-Python one gives the same events
 # (a test runs the checks with both).
@@ -60,7 +61,7 @@ class Source:
         if not self._composed:
             self._composed = True
             try:
-                self._nodes = yaml.compose(self.text, Loader=_EventLoader)
+                self._nodes = _compose(self.text)
             except (yaml.YAMLError, RecursionError):
                 self._nodes = None
         node = self._nodes
@@ -78,8 +79,13 @@ class Source:
             line = node.start_mark.line + 1
         return line
 
-    def locate(self, problems: list[Problem]) -> list[Problem]:
-        return [p if p.line or not p.path else p.at_line(self.line(p.path)) for p in problems]
+
+def _compose(text: str) -> yaml.Node | None:
+    """PyYAML's node tree, for line numbers only: on the error path, and not for a file so
+    large that its Python nodes would take gigabytes (problems then come without lines)."""
+    if len(text) > COMPOSE_LIMIT:
+        return None
+    return yaml.compose(text, Loader=_EventLoader)
 
 
 def _parts(where: str) -> Iterator[str | int]:
@@ -164,7 +170,7 @@ def _line_of_quoted(text: str, message: str) -> int | None:
 def _duplicate_line(text: str) -> int | None:
     """yaml-rs names the duplicate key but not its line; PyYAML's nodes know it."""
     try:
-        root = yaml.compose(text, Loader=_EventLoader)
+        root = _compose(text)
     except (yaml.YAMLError, RecursionError):
         return None
     stack = [root] if root is not None else []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import json
 import logging
 import math
 import socket
@@ -24,7 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import click
 
-from .. import manifest, tree
+from .. import jsondoc, manifest, tree
 from ..deadline import Deadline, DeadlineReader
 from ..documents import KIND_JWKS
 from ..errors import TreeError
@@ -160,10 +159,10 @@ def served_url(url: str, base_url: str | None) -> str:
 def _json_object(body: bytes) -> dict[str, Any] | str:
     """The JSON object in `body`, or why there is none."""
     try:
-        value = json.loads(body.decode("utf-8"))
+        value = jsondoc.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         return "not UTF-8"
-    except (ValueError, RecursionError):
+    except ValueError:
         return "not JSON"
     return value if isinstance(value, dict) else f"not a JSON object but {_shown(value)}"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
-import json
 import logging
 import os
 import socket
@@ -20,6 +19,7 @@ import threading
 import uuid
 from types import TracebackType
 
+from .. import jsondoc
 from ..errors import PublishError
 from ..timing import iso
 from .s3 import Bucket, PreconditionFailed
@@ -45,11 +45,11 @@ def _holder() -> str:
 def _describe(data: bytes | None) -> tuple[str, dt.datetime | None]:
     """Who holds a lease and until when, from its body (input: anything may be in it)."""
     try:
-        raw = json.loads(data or b"")
+        raw = jsondoc.loads(data or b"")
         holder = str(raw["holder"])[:200]
         expires = dt.datetime.fromisoformat(str(raw["expires"]).replace("Z", "+00:00"))
         return holder, expires
-    except (ValueError, KeyError, TypeError, RecursionError):
+    except (ValueError, KeyError, TypeError):
         return "unknown holder (unreadable lease)", None
 
 

@@ -7,10 +7,10 @@ without a server.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .. import jsondoc
 from ..documents import KIND_DISCOVERY, KIND_JWKS, KIND_OAUTH
 from ..manifest import Entry
 
@@ -130,8 +130,8 @@ def kids_of(body: bytes) -> list[str] | None:
     """The kids of a JWKS object as it is in the bucket; None if it is not a key set (an
     object in the bucket is input too: it is then treated as unknown and overwritten)."""
     try:
-        keys = json.loads(body).get("keys")
-    except (ValueError, AttributeError, RecursionError):
+        keys = jsondoc.loads(body).get("keys")
+    except (ValueError, AttributeError):
         return None
     if not isinstance(keys, list):
         return None

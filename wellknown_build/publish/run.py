@@ -372,13 +372,13 @@ def _has_work(options: Options, result: Result, remote: dict[str, Remote], state
     """Changes to make, CDN paths to send, or an index that is wrong. An index that only
     lacks settled LastModified values is not worth a lease and a write: those objects are
     looked at (HEAD) until the next publish with work records them."""
-    sendable = options.distribution_id in state.pending
-
-    def essence(records: dict[str, Record]) -> dict[str, Record]:
-        return {k: dataclasses.replace(r, modified=None) for k, r in records.items()}
-
-    stale = essence(_records(remote)) != essence(state.objects)
-    return bool(result.plan.changes) or stale or sendable
+    if result.plan.changes or options.distribution_id in state.pending:
+        return True
+    ours, recorded = _records(remote), state.objects
+    return ours.keys() != recorded.keys() or any(
+        dataclasses.replace(record, modified=recorded[key].modified) != recorded[key]
+        for key, record in ours.items()
+    )
 
 
 def _prepare(

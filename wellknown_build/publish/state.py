@@ -12,11 +12,12 @@ on; and deletes are always checked against the object's own marker, not against 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .. import jsondoc
 
 log = logging.getLogger(__name__)
 FOLDER = ".wellknown-build/"
@@ -81,10 +82,10 @@ def parse(data: bytes, etag: str, key: str) -> State:
     """Whatever of the index can be trusted; a damaged index is an empty one (every object is
     then looked at with HEAD, and the index rebuilt)."""
     try:
-        raw = json.loads(data)
+        raw = jsondoc.loads(data)
         if not isinstance(raw, dict) or raw.get("format") not in (1, FORMAT):
             raise ValueError("not a state index")
-    except (ValueError, RecursionError):
+    except ValueError:
         log.warning("%s is unreadable; checking every object's metadata instead", key)
         return State(etag=etag)
     objects_raw = raw.get("objects")
