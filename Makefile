@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: install render test lint typecheck pytest bench bench-100k golden schema clean
+.PHONY: install render test lint typecheck pytest bench bench-100k bench-1m golden schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,11 @@ bench: $(TSTAMP)
 
 # Render only, at fleet scale (minutes; the fixture is generated once into .bench/).
 bench-100k: $(TSTAMP)
-	BENCH_INSTANCES=100000 BENCH_REPEAT=1 BENCH_ONLY=render $(PY) bench/run.py
+	BENCH_FLEET_INSTANCES=100000 BENCH_ONLY=fleet $(PY) bench/run.py
+
+# A million issuers (tens of minutes; about 1 GB of fixture and output per place).
+bench-1m: $(TSTAMP)
+	BENCH_FLEET_INSTANCES=1000000 BENCH_ONLY=fleet $(PY) bench/run.py
 
 schema: $(STAMP)
 	$(VENV)/bin/wellknown-build schema > wellknown_build/instances.schema.json

@@ -6,6 +6,7 @@ jwcrypto, write the two documents. No validation, no atomicity, no manifest.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sys
@@ -19,10 +20,17 @@ from jwcrypto import jwk
 def main(config_path: str, out: str) -> None:
     base = Path(config_path).parent
     config = yaml.safe_load(Path(config_path).read_text())
-    for instance in config["instances"]:
+    instances = list(config.get("instances", []))
+    for pattern in config.get("include", []):  # a fleet split over files
+        for name in sorted(glob.glob(pattern, root_dir=base)):
+            data = yaml.safe_load((base / name).read_text())
+            found = data if isinstance(data, list) else [data]
+            instances += [dict(i, base=(base / name).parent) for i in found]
+    for instance in instances:
         keys = []
         for spec in instance["keys"]:
-            key = jwk.JWK.from_pem((base / spec["path"]).read_bytes())
+            folder = instance.get("base", base)
+            key = jwk.JWK.from_pem((folder / spec["path"]).read_bytes())
             public = key.export_public(as_dict=True)
             public["kid"] = spec.get("kid") or key.thumbprint()
             public["use"] = "sig"

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from choices import bench_choices
-from fixtures import big_config
+from fixtures import big_config, fleet_config
 
 ROOT = Path(__file__).parent.parent
 WORK = ROOT / ".bench"
@@ -59,14 +59,16 @@ def _once(command: list[str], env: dict[str, str] | None = None) -> float:
     return float(seconds)
 
 
-def timed_pair(a: list[str], b: list[str], outs: Path) -> tuple[float, float, Path]:
+def timed_pair(
+    a: list[str], b: list[str], outs: Path, repeat: int = REPEAT
+) -> tuple[float, float, Path]:
     """Best of REPEAT runs of each command, interleaved (A B A B ...) so that a slow spell of
     this machine's disk hits both. The output folder is the command's last argument; every
     run gets a new one, because deleting 20,000 files on this disk (mounted with online
     discard) slows whatever runs next. Returns the last output folder of B."""
     best = [float("inf"), float("inf")]
     last = outs
-    for attempt in range(REPEAT):
+    for attempt in range(repeat):
         for index, command in enumerate((a, b)):
             last = outs / f"{'ab'[index]}{attempt}"
             os.sync()
@@ -74,9 +76,9 @@ def timed_pair(a: list[str], b: list[str], outs: Path) -> tuple[float, float, Pa
     return best[0], best[1], last
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], repeat: int = REPEAT) -> float:
     best = float("inf")
-    for _ in range(REPEAT):
+    for _ in range(repeat):
         os.sync()
         best = min(best, _once(command))
     return best
@@ -86,32 +88,62 @@ def files_written_since(folder: Path, since: float) -> int:
     return sum(1 for p in folder.rglob("*") if p.is_file() and p.stat().st_mtime > since)
 
 
-def bench_render() -> None:
-    print(f"== render: {INSTANCES} instances, 2 keys each")
+def _touch_one_tenant(config: Path) -> Path:
+    """Change one tenant's discovery (a new member) in its included file; the edited file."""
+    first = sorted((config.parent / "tenants").glob("*.yaml"))[0]
+    text = first.read_text()
+    marker = "  issuer: https://"
+    at = text.index(marker)
+    end = text.index("\n", at)
+    edit = "\n  discovery: {service_documentation: 'https://docs.example/changed'}"
+    if edit in text:
+        first.write_text(text.replace(edit, ""))
+    else:
+        first.write_text(text[:end] + edit + text[end:])
+    return first
+
+
+def bench_render(instances: int = INSTANCES, repeat: int = REPEAT) -> None:
+    fleet = instances >= 100_000 or os.environ.get("BENCH_FLEET") == "1"
+    shape = "included files of 1,000, keys from a pool of 60" if fleet else "one file"
+    print(f"== render: {instances} instances, 2 keys each ({shape})")
     start = time.perf_counter()
-    config = big_config(WORK / f"render-{INSTANCES}", INSTANCES)
+    if fleet:
+        config = fleet_config(WORK / f"fleet-{instances}", instances)
+    else:
+        config = big_config(WORK / f"render-{instances}", instances)
     print(f"   fixture ready in {time.perf_counter() - start:.1f} s ({config})")
     baseline = [sys.executable, str(ROOT / "bench/baseline_render.py"), str(config)]
     render = [str(BIN / "wellknown-build"), "-q", "render", str(config), "--out"]
     figures = {}
+    places = os.environ.get("BENCH_PLACES", "disk,tmpfs").split(",")
     for place, outs in (("disk", WORK / "runs"), ("tmpfs", Path("/dev/shm/wkb-bench"))):
-        if place == "tmpfs" and not outs.parent.is_dir():
+        if place not in places or (place == "tmpfs" and not outs.parent.is_dir()):
             continue
         shutil.rmtree(outs, ignore_errors=True)
         os.sync()
-        base, ours, ours_out = timed_pair(baseline, render, outs)
+        base, ours, ours_out = timed_pair(baseline, render, outs, repeat)
         mark = time.time()
         time.sleep(0.01)
-        again = timed([render[0], *render[2:], str(ours_out)])
+        again = timed([render[0], *render[2:], str(ours_out)], repeat)
         written = files_written_since(ours_out, mark)
-        figures[place] = (base, ours, again, written)
-        if place == "disk":
+        one = (0.0, 0)
+        if fleet:
+            _touch_one_tenant(config)
+            mark = time.time()
+            time.sleep(0.01)
+            one = (_once([render[0], "render", *render[3:], str(ours_out)]), 0)
+            one = (one[0], files_written_since(ours_out, mark))
+            _touch_one_tenant(config)  # back as it was
+        figures[place] = (base, ours, again, written, one)
+        if place == "disk" and not fleet:
             shutil.rmtree(WORK / "out-ours", ignore_errors=True)
             shutil.copytree(ours_out, WORK / "out-ours")
         shutil.rmtree(outs, ignore_errors=True)
     for name, rss in sorted(PEAK_RSS.items()):
         print(f"   peak RSS {rss / 1024:7.0f} MiB  {name}")
-    for place, (base, ours, again, written) in figures.items():
+    PEAK_RSS.clear()
+    for place, (base, ours, again, written, one) in figures.items():
         print(f"   [{place}]")
         print(f"   baseline (PyYAML + jwcrypto)   {base:7.2f} s   1.00x")
         print(f"   wellknown-build render         {ours:7.2f} s   {ours / base:.2f}x")
@@ -119,6 +151,11 @@ def bench_render() -> None:
         print(
             f"   re-render, nothing changed     {again:7.2f} s   {ratio:.2f}x   written: {written}"
         )
+        if fleet:
+            print(
+                f"   re-render, one tenant changed  {one[0]:7.2f} s   {one[0] / base:.2f}x"
+                f"   written: {one[1]}"
+            )
 
 
 def _moto_server() -> tuple[subprocess.Popen[bytes], str]:
@@ -240,10 +277,12 @@ def bench_publish() -> None:
 if __name__ == "__main__":
     WORK.mkdir(exist_ok=True)
     sys.path.insert(0, str(ROOT))
-    only = os.environ.get("BENCH_ONLY", "choices,render,publish").split(",")
+    only = os.environ.get("BENCH_ONLY", "choices,render,fleet,publish").split(",")
     if "choices" in only:
         bench_choices(big_config(WORK / f"render-{INSTANCES}", INSTANCES), REPEAT)
     if "render" in only:
         bench_render()
+    if "fleet" in only:  # 100,000 issuers (or BENCH_FLEET_INSTANCES), once per place
+        bench_render(int(os.environ.get("BENCH_FLEET_INSTANCES", "100000")), 1)
     if "publish" in only:
         bench_publish()

@@ -120,7 +120,8 @@ def _killed_at(world: dict[str, object], k: int, name: str) -> Path:
 
 def test_the_sweep_covers_a_whole_render(world: dict[str, object]) -> None:
     # The journal, staging of every changed file, renames, the manifest: dozens of steps.
-    assert isinstance(world["ops"], int) and world["ops"] > 2 * INSTANCES
+    # (a new issuer folder moves into place in one rename)
+    assert isinstance(world["ops"], int) and world["ops"] > INSTANCES
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.3, 0.6, 0.9, 0.97, 1.0])
@@ -189,18 +190,17 @@ def test_a_second_render_at_the_same_time_is_refused(world: dict[str, object]) -
     assert _cli("-q", "render", str(v2), "--out", str(out)).returncode == 0
 
 
-def test_a_leftover_temporary_of_the_same_pid_blocks_nothing(
-    world: dict[str, object],
-) -> None:
-    """Temporaries have fixed names written under the lock: a stale one (PID 1 in a
-    container left it) is simply overwritten."""
+def test_a_leftover_staging_folder_blocks_nothing(world: dict[str, object]) -> None:
+    """A run killed while staging leaves only the staging folder (fixed name, ours alone):
+    the next render removes it first, and nothing of it reaches the tree."""
     folder, v1, v2 = world["folder"], world["v1"], world["v2"]
     assert isinstance(folder, Path) and isinstance(v1, Path) and isinstance(v2, Path)
     out = folder / "leftover"
     render(v1, out)
-    changed = out / "h1.example/t1/.well-known/openid-configuration"  # v2 changes it
-    stale = changed.with_name(".openid-configuration.wkb.tmp")
-    stale.write_text("stale")
-    os.chmod(stale, 0o644)
+    leftover = out / tree.STAGING_NAME / "h1.example/t1/.well-known/openid-configuration"
+    write(leftover, "stale")
+    write(out / tree.STAGING_NAME / "elsewhere.example/x", "stale")
     assert _cli("-q", "render", str(v2), "--out", str(out)).returncode == 0
-    assert not stale.exists()
+    assert not (out / tree.STAGING_NAME).exists()
+    assert not (out / "elsewhere.example").exists()
+    assert _files(out) == world["expected"][2]  # type: ignore[index]

@@ -90,7 +90,7 @@ def test_failed_write_leaves_tree_alone(
     calls = {"n": 0}
 
     def failing_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        if "x" in mode:
+        if "w" in mode:  # staging a body
             calls["n"] += 1
             if calls["n"] == 3:
                 raise OSError(28, "No space left on device", str(file))
@@ -169,18 +169,21 @@ def test_no_space_for_the_manifest_is_an_error_and_the_next_render_finishes(
     out = tmp_path / "out"
     render(write_config(tmp_path, ONE), out)
     config = write_config(tmp_path, TWO)
-    real = Path.write_bytes
+    real_open = builtins.open
 
-    def full_disk(self: Path, data: Any) -> int:
-        if self.name.startswith(MANIFEST_NAME):
-            raise OSError(28, "No space left on device", str(self))
-        return real(self, data)
+    def full_disk(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if "w" in mode and Path(file).name.startswith(MANIFEST_NAME):
+            raise OSError(28, "No space left on device", str(file))
+        return real_open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_bytes", full_disk)
-    with pytest.raises(TreeError, match="No space left on device"):
+    monkeypatch.setattr(builtins, "open", full_disk)
+    before = _snapshot(out)
+    with pytest.raises(TreeError, match="No space left on device.*nothing was changed"):
         render(config, out)
     monkeypatch.undo()
-    assert tree.interrupted(out)  # files replaced, manifest old: publish must refuse
+    # The new manifest is written aside before the first visible change: nothing changed.
+    assert _snapshot(out) == before and not tree.interrupted(out)
+    assert not (out / tree.STAGING_NAME).exists()
     assert not check(config, out).changes.clean
     render(config, out)
     assert check(config, out).changes.clean and not tree.interrupted(out)

@@ -5,19 +5,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-from . import progress, relying_parties, tree
-from .cache import Cache, Stat, stat_of
-from .cache import read as read_cache
-from .config import load
+import orjson
+
+from . import jsondoc, manifest, progress, relying_parties, tree
+from .cache import VERSION as CACHE_VERSION
+from .cache import Index, Stat, stat_of
+from .config import Reader
 from .documents import KIND_DISCOVERY, Document, instance_documents
-from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError, WellknownError
+from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
 from .files import KEY_LIMIT, read_regular
 from .keys import (
     JWK,
@@ -30,14 +32,11 @@ from .keys import (
 from .keys.x509 import with_certificates
 from .lifecycle import select
 from .manifest import Entry
-from .manifest import read as read_manifest
 from .model import Config, Instance, KeySpec
 from .templating import Renderer, builtin_templates
 
 log = logging.getLogger(__name__)
-LOADED_KEYS = 1024  # key files kept loaded at once
-# Part of every fingerprint: an upgrade rebuilds everything once.
-CACHE_VERSION = f"1/{importlib.metadata.version('wellknown-build')}"
+LOADED_KEYS = 1024  # key files kept loaded (and digests remembered) at once
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,6 @@ class Build:
     # found unchanged (fingerprint and files as the cache saw them) and did not rebuild.
     outputs: tuple[Document | Entry, ...]
     warnings: tuple[Problem, ...] = ()
-    cache: Cache = field(default_factory=Cache)  # for the next render
 
     @property
     def documents(self) -> tuple[Document, ...]:
@@ -62,48 +60,58 @@ class _Kid:
 
 
 class KeyFiles:
-    """Each key file is read once, however many instances list it; its SHA-256 comes from
-    the cache while its stat data is unchanged."""
+    """Each key file is read once however many instances list it (recently used ones stay
+    loaded: a fleet shares a few keys; memory stays bounded when every instance has its own).
+    Its SHA-256 comes from the last render's cache while its stat data is unchanged."""
 
-    def __init__(self, cache: Cache | None = None) -> None:
-        self._cache: dict[tuple[str, str | None], LoadedKey | KeyLoadError] = {}
-        self._previous = cache.keys if cache else {}
-        self.digests: dict[str, tuple[Stat, str]] = {}
+    def __init__(self, previous: Index | None, index: Index) -> None:
+        self._loaded: dict[tuple[str, str | None], LoadedKey | KeyLoadError] = {}
+        self._digests: dict[str, str | None] = {}
+        self._previous = previous
+        self._index = index
+        self.hashed = 0  # files read to hash them: 0 when no key file changed
 
     def digest(self, path: str) -> str | None:
         """SHA-256 of the file's bytes, or None if it cannot be read (the build then loads
         it and reports why)."""
-        if path not in self.digests:
-            stat = stat_of(path)
-            if stat is None:
-                return None
-            known = self._previous.get(path)
+        if path in self._digests:
+            self._digests[path] = self._digests.pop(path)  # most recently used last
+            return self._digests[path]
+        stat = stat_of(path)
+        found: str | None = None
+        if stat is not None:
+            known = self._previous.key(path) if self._previous else None
             if known is not None and known[0] == stat:
-                self.digests[path] = known
+                found = known[1]
             else:
                 try:
-                    data = read_regular(path, KEY_LIMIT)
+                    found = hashlib.sha256(read_regular(path, KEY_LIMIT)).hexdigest()
+                    self.hashed += 1
                 except OSError:
-                    return None
-                self.digests[path] = (stat, hashlib.sha256(data).hexdigest())
-        return self.digests[path][1]
+                    found = None
+            if found is not None:
+                self._index.add_key(path, stat, found)
+        _remember(self._digests, path, found)
+        return found
 
     def load(self, spec: KeySpec) -> LoadedKey:
-        """Recently used files stay loaded (a fleet shares a few keys); memory stays bounded
-        when every instance has its own."""
         cache_key = (spec.path, spec.passphrase_env)
-        result = self._cache.pop(cache_key, None)
+        result = self._loaded.pop(cache_key, None)
         if result is None:
             try:
                 result = load_key_file(Path(spec.path), lambda: _passphrase(spec))
             except KeyLoadError as e:
                 result = e
-        self._cache[cache_key] = result  # most recently used last
-        if len(self._cache) > LOADED_KEYS:
-            del self._cache[next(iter(self._cache))]
+        _remember(self._loaded, cache_key, result)
         if isinstance(result, KeyLoadError):
             raise result
         return result
+
+
+def _remember(memo: dict[Any, Any], key: object, value: object) -> None:
+    memo[key] = value  # most recently used last
+    if len(memo) > LOADED_KEYS:
+        del memo[next(iter(memo))]
 
 
 def _passphrase(spec: KeySpec) -> bytes | None:
@@ -165,39 +173,6 @@ def instance_jwks(
     return keyed
 
 
-def _collisions(documents: list[Document | Entry], where: dict[str, str]) -> list[Problem]:
-    """Two instances writing one file, or one's file standing where another needs a folder."""
-    problems = []
-    owner: dict[str, Document | Entry] = {}
-    for document in documents:
-        other = owner.get(document.path)
-        if other is not None:
-            problems.append(
-                Problem(
-                    where[document.instance],
-                    f"{document.kind} would be written to {document.path}, "
-                    f"which instance {other.instance} also writes",
-                    document.instance,
-                )
-            )
-        else:
-            owner[document.path] = document
-    for document in documents:
-        parts = document.path.split("/")
-        for depth in range(1, len(parts)):
-            folder = "/".join(parts[:depth])
-            if folder in owner:
-                problems.append(
-                    Problem(
-                        where[document.instance],
-                        f"{document.path} needs {folder} to be a folder, but instance "
-                        f"{owner[folder].instance} writes a file there",
-                        document.instance,
-                    )
-                )
-    return problems
-
-
 def _documents(
     instance: Instance,
     files: KeyFiles,
@@ -251,8 +226,7 @@ def _fingerprint(instance: Instance, digests: list[str], templates: str, now: dt
         for spec, digest in zip(instance.keys, digests, strict=True)
     ]
     payload = [CACHE_VERSION, templates, [getattr(instance, n) for n in _INSTANCE_FIELDS], keys]
-    text = json.dumps(payload, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(orjson.dumps(payload, default=str)).hexdigest()
 
 
 def _templates_digest(user_dir: Path | None) -> str:
@@ -273,110 +247,260 @@ def _templates_digest(user_dir: Path | None) -> str:
     return digest.hexdigest()
 
 
+class Sink(Protocol):
+    """Where new documents go: compared with (and staged for) the tree, or kept in memory.
+    Returns 0 if the tree has the same bytes already, 1 if the file is new, 2 if replaced;
+    and the file's stat data when it is unchanged."""
+
+    def document(self, document: Document) -> tuple[int, Stat | None]: ...
+
+
+class _Keep:
+    def __init__(self) -> None:
+        self.outputs: list[Document | Entry] = []
+
+    def document(self, document: Document) -> tuple[int, Stat | None]:
+        self.outputs.append(document)
+        return 0, None
+
+
 @dataclass
-class _Previous:
-    """What the last render of the output folder left: the manifest's entries per instance,
-    and the cache; empty without a folder, after an interrupted render, or when damaged."""
-
-    out: Path | None = None
-    entries: dict[str, list[Entry]] = field(default_factory=dict)
-    cache: Cache = field(default_factory=Cache)
-
-    @classmethod
-    def of(cls, out: Path | None) -> _Previous:
-        if out is None or tree.interrupted(out):
-            return cls()
-        try:
-            found = read_manifest(out)
-        except WellknownError:
-            return cls()
-        if found is None:
-            return cls()
-        entries: dict[str, list[Entry]] = {}
-        for entry in found.entries:
-            entries.setdefault(entry.instance, []).append(entry)
-        return cls(out, entries, read_cache(out))
-
-    def unchanged(self, instance: Instance, fingerprint: str | None) -> list[Entry] | None:
-        """The instance's entries if nothing it depends on changed and its files are as the
-        cache saw them."""
-        if self.out is None or fingerprint is None:
-            return None
-        cached = self.cache.instances.get(instance.id)
-        entries = self.entries.get(instance.id)
-        if cached is None or cached[0] != fingerprint or not entries:
-            return None
-        if len(cached[1]) != len(instance.keys):
-            return None
-        for entry in entries:
-            seen = self.cache.files.get(entry.path)
-            if seen is None or seen != stat_of(
-                os.path.join(self.out, *entry.path.split("/")), follow=False
-            ):
-                return None
-        return entries
+class Outcome:
+    instances: int  # valid instances
+    warnings: tuple[Problem, ...]
+    previous: Index | None  # the last render's cache, when it matches its manifest
+    dirty: bool  # anything differs from the last render: its cache must be replaced
 
 
-def build(config_path: Path, now: dt.datetime | None = None, out: Path | None = None) -> Build:
-    """Everything checked before anything is written; raises ConfigError with every problem.
+class Pipeline:
+    """Configuration → documents, one configuration file at a time: each instance is built
+    (or found unchanged), its documents handed to the sink and recorded in `index`, and
+    nothing of it kept but the index rows. Every problem is collected; the caller acts only
+    on a run without any."""
 
-    `now` fixes the clock the rotation rules read (default: the current time). With `out`,
-    instances the last render of it found the same are not rebuilt (see cache.py)."""
-    moment = now or dt.datetime.now(dt.timezone.utc)
-    loaded = load(config_path)
-    problems = list(loaded.problems)
-    previous = _Previous.of(out)
-    files = KeyFiles(previous.cache)
-    templates = _templates_digest(loaded.config.templates_dir)
-    key_problems: list[Problem] = []
-    renderer = Renderer(loaded.config.templates_dir)
-    outputs: list[Document | Entry] = []
-    notices: list[Problem] = []
-    warnings: list[Problem] = []
-    cache = Cache()
-    shown = progress.Progress("instances", len(loaded.readable))
-    for instance, valid in loaded.readable:
-        shown.advance()
-        if not valid:  # it has other problems: report those of its keys in the same run
-            instance_jwks(instance, files, key_problems)
-            continue
+    def __init__(
+        self,
+        config_path: Path,
+        now: dt.datetime | None,
+        out: Path | None,
+        index: Index,
+        sink: Sink,
+        kept: list[Document | Entry] | None = None,
+    ) -> None:
+        self.path = config_path
+        self.now = now or dt.datetime.now(dt.timezone.utc)
+        self.out = out
+        self.index = index
+        self.sink = sink
+        self.kept = kept  # build(): unchanged instances' entries, in order
+        self.previous = tree.previous_index(out) if out is not None else None
+        self.problems: list[Problem] = []
+        self.notices: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.dirty = self.previous is None
+        self.instances = 0
+        self.valid: list[Instance] = []  # build(): the valid instances
+        self.templates_dir: Path | None = None
+        self._folders: dict[str, None] = {}
+
+    def run(self) -> Outcome:
+        reader = Reader(self.path)
+        self.templates_dir = reader.templates_dir
+        self.problems += reader.problems
+        self.warnings += reader.warnings
+        files = KeyFiles(self.previous, self.index)
+        templates = _templates_digest(reader.templates_dir)
+        renderer = Renderer(reader.templates_dir)
+        shown: progress.Progress | None = None
+        if reader.names:  # a fleet split over files: one step per file
+            shown = progress.Progress("configuration files", 1 + len(reader.names))
+        for batch in reader.batches():
+            if shown is None:
+                shown = progress.Progress("instances", len(batch.readable))
+            self.problems += batch.problems
+            self.warnings += batch.warnings
+            found: list[Problem] = []
+            notices: list[Problem] = []
+            warnings: list[Problem] = []
+            for instance, valid in batch.readable:
+                if not reader.names:
+                    shown.advance()
+                if not valid:  # it has other problems: report those of its keys too
+                    instance_jwks(instance, files, found)
+                    continue
+                self.instances += 1
+                if self.kept is not None:
+                    self.valid.append(instance)
+                self._instance(instance, files, templates, renderer, found, notices, warnings)
+            self.problems += batch.locate(found)
+            self.notices += batch.locate(notices)
+            self.warnings += batch.locate(warnings)
+            if reader.names:
+                shown.advance()
+        if shown is not None:
+            shown.close()
+        if self.previous is not None and not self.dirty:
+            self.dirty = any(
+                self.previous.count(t) != self.index.count(t) for t in ("instances", "keys")
+            )
+        self.dirty = self.dirty or files.hashed > 0
+        if self.problems:  # in file order; a stable sort keeps each line's problems as found
+            order = {name: i for i, name in enumerate(reader.names, 1)}
+            self.problems.sort(key=lambda p: (order.get(p.file or "", 0), p.line or 0))
+            raise ConfigError(str(self.path), self.problems)
+        for notice in self.notices:
+            log.info("%s", notice.located(str(self.path)))
+        for warning in self.warnings:
+            log.warning("%s", warning.located(str(self.path)))
+        return Outcome(self.instances, tuple(self.warnings), self.previous, self.dirty)
+
+    def _instance(
+        self,
+        instance: Instance,
+        files: KeyFiles,
+        templates: str,
+        renderer: Renderer,
+        problems: list[Problem],
+        notices: list[Problem],
+        warnings: list[Problem],
+    ) -> None:
         digests = [files.digest(spec.path) for spec in instance.keys]
         fingerprint = (
-            _fingerprint(instance, [d for d in digests if d], templates, moment)
+            _fingerprint(instance, [d for d in digests if d], templates, self.now)
             if all(digests)
             else None
         )
-        kept = previous.unchanged(instance, fingerprint)
-        if kept is not None and fingerprint is not None:
-            kids = previous.cache.instances[instance.id][1]
+        kept = self._unchanged(instance, fingerprint)
+        if kept is not None:
+            old_seq, kids, entries = kept
             outcome = select(
-                instance, [(s, _Kid(k)) for s, k in zip(instance.keys, kids, strict=True)], moment
+                instance, [(s, _Kid(k)) for s, k in zip(instance.keys, kids, strict=True)], self.now
             )
             notices += outcome.notices
             warnings += outcome.warnings
-            key_problems += outcome.errors
-            outputs += kept
-            cache.instances[instance.id] = (fingerprint, kids)
-            cache.files.update((e.path, previous.cache.files[e.path]) for e in kept)
-            continue
+            problems += outcome.errors
+            seq = self.index.add_instance(instance.id, fingerprint, json.dumps(kids))
+            self.dirty = self.dirty or seq != old_seq
+            for entry, line, stat in entries:
+                self._claim(instance, entry.path, entry.kind, seq, line, stat, 0, problems)
+                if self.kept is not None:
+                    self.kept.append(entry)
+            return
+        self.dirty = True
         found: list[str] = []
-        made = _documents(instance, files, renderer, moment, key_problems, notices, warnings, found)
-        outputs += made
-        if made and fingerprint is not None:
-            cache.instances[instance.id] = (fingerprint, tuple(found))
-    shown.close()
-    cache.keys = dict(files.digests)
-    instances = loaded.config.instances
-    key_problems += _collisions(outputs, {i.id: i.where for i in instances})
-    problems += loaded.locate(key_problems)
-    if problems:  # in file order; a stable sort keeps each line's problems as found
-        order = {name: i for i, name in enumerate(loaded.included, 1)}
-        problems.sort(key=lambda p: (order.get(p.file or "", 0), p.line or 0))
-        raise ConfigError(str(config_path), problems)
-    for notice in loaded.locate(notices):
-        log.info("%s", notice.located(str(config_path)))
-    located = (*loaded.warnings, *loaded.locate(warnings))
-    for warning in located:
-        log.warning("%s", warning.located(str(config_path)))
-    log.debug("built %d outputs for %d instances", len(outputs), len(instances))
-    return Build(loaded.config, tuple(outputs), located, cache)
+        made = _documents(instance, files, renderer, self.now, problems, notices, warnings, found)
+        if not made:
+            return
+        seq = self.index.add_instance(
+            instance.id, fingerprint, json.dumps(found if fingerprint else [])
+        )
+        for document in made:
+            staged, seen = self.sink.document(document)
+            line = manifest.line(Entry.of(document))
+            self._claim(instance, document.path, document.kind, seq, line, seen, staged, problems)
+
+    def _unchanged(
+        self, instance: Instance, fingerprint: str | None
+    ) -> tuple[int, list[str], list[tuple[Entry, str, Stat]]] | None:
+        """The last render's seq, kids and files of the instance, if nothing it depends on
+        changed and its files are as the cache saw them."""
+        if self.previous is None or self.out is None or fingerprint is None:
+            return None
+        found = self.previous.instance(instance.id)
+        if found is None or found[1] != fingerprint:
+            return None
+        try:
+            kids = jsondoc.loads(found[2].encode())
+        except ValueError:
+            return None
+        if not (
+            isinstance(kids, list)
+            and len(kids) == len(instance.keys)
+            and all(isinstance(k, str) for k in kids)
+        ):
+            return None
+        entries: list[tuple[Entry, str, Stat]] = []
+        for path, line, stat in self.previous.files_of(found[0]):
+            entry = manifest.entry_of_line(line)
+            if (
+                entry is None
+                or entry.path != path
+                or entry.instance != instance.id
+                or stat is None
+                or stat != stat_of(os.path.join(self.out, *path.split("/")), follow=False)
+            ):
+                return None
+            entries.append((entry, line, stat))
+        return (found[0], kids, entries) if entries else None
+
+    def _claim(
+        self,
+        instance: Instance,
+        path: str,
+        kind: str,
+        seq: int,
+        line: str,
+        stat: Stat | None,
+        staged: int,
+        problems: list[Problem],
+    ) -> None:
+        """Record an output file; two instances writing one file, or one's file standing
+        where another needs a folder, is a problem."""
+        owner = self.index.add_file(path, seq, line, stat, staged)
+        if owner is not None:
+            problems.append(
+                Problem(
+                    instance.where,
+                    f"{kind} would be written to {path}, which instance {owner} also writes",
+                    instance.id,
+                )
+            )
+            return
+        owner = self.index.folder_owner(path)
+        if owner is not None:
+            problems.append(
+                Problem(
+                    instance.where,
+                    f"{kind} would be written to {path}, but instance {owner} needs it to be "
+                    "a folder",
+                    instance.id,
+                )
+            )
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in self._folders:
+                continue
+            owner = self.index.file_owner(folder)
+            if owner is not None:
+                problems.append(
+                    Problem(
+                        instance.where,
+                        f"{path} needs {folder} to be a folder, but instance {owner} writes "
+                        "a file there",
+                        instance.id,
+                    )
+                )
+            self.index.add_folder(folder, seq)
+            _remember(self._folders, folder, None)
+
+
+def build(config_path: Path, now: dt.datetime | None = None, out: Path | None = None) -> Build:
+    """Everything checked, in memory, nothing written; raises ConfigError with every problem.
+
+    `now` fixes the clock the rotation rules read (default: the current time). With `out`,
+    instances the last render of it found the same are not rebuilt (see cache.py)."""
+    index = Index.new()
+    outputs: list[Document | Entry] = []
+    keep = _Keep()
+    keep.outputs = outputs
+    pipeline = Pipeline(config_path, now, out, index, keep, outputs)
+    try:
+        outcome = pipeline.run()
+    finally:
+        index.close()
+        if pipeline.previous is not None:
+            pipeline.previous.close()
+    config = Config(config_path, tuple(pipeline.valid), pipeline.templates_dir)
+    log.debug("built %d outputs for %d instances", len(outputs), outcome.instances)
+    return Build(config, tuple(outputs), outcome.warnings)

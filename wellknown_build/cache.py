@@ -1,33 +1,55 @@
-"""What a re-render may skip: `DIR/.wellknown-build.cache`, written after each render.
+"""What a render knows about the last one: `DIR/.wellknown-build.cache`, an SQLite database.
 
 Per instance, a fingerprint of everything its documents depend on (its configuration after
 defaults, the bytes of its key files, the templates, the tool's version, which keys are past
-their not_after) and its kids; per key file and per output file, the stat data seen (size,
-mtime, inode), the way git's index finds unchanged files without reading them. A later
-render rebuilds an instance only if its fingerprint changed or one of its output files is not
-as the cache saw it; a key file is read only if its stat data changed.
+their not_after) and its kids; per output file, its manifest line and the stat data seen
+after writing it; per key file, the stat data and SHA-256 — the way git's index finds
+unchanged files without reading them. A later render rebuilds an instance only if its
+fingerprint changed or one of its output files is not as the cache saw it; a key file is read
+only if its stat data changed.
 
-Separate from the manifest, which stays deterministic (no mtimes) and is what publish reads.
-The cache is a hint, checked against the disk: missing, damaged or stale, it costs a full
-render, never a wrong tree. An interrupted render (journal) ignores it.
+Why SQLite (Python's own sqlite3): a million issuers are two million files. Held as Python
+objects, the last render's manifest and cache alone would take gigabytes; on disk with an
+index, a render looks up one instance at a time and keeps memory flat. The same database,
+created fresh for each run, finds duplicate paths and a file standing where another needs a
+folder. It is written beside the old one and renamed over it at the end, so a killed render
+leaves the old cache (or none), never half of one.
+
+The cache is a hint, checked against the disk. Anything unexpected — not a database, another
+schema, a value of the wrong type — makes it count as absent: a full render, never a wrong
+tree. It stays separate from the manifest, which is deterministic (no mtimes) and is what
+publish reads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import json
 import os
-from dataclasses import dataclass, field
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from . import jsondoc
-from .files import MiB, read_regular
 
 CACHE_NAME = ".wellknown-build.cache"
-FORMAT = 2
-LIMIT = 2048 * MiB
+FORMAT = "3"
+# Part of every fingerprint: an upgrade rebuilds everything once.
+VERSION = f"2/{importlib.metadata.version('wellknown-build')}"
 
 Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+_SCHEMA = (
+    "CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE instances(seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+    "fingerprint TEXT, kids TEXT NOT NULL)",
+    "CREATE TABLE files(path TEXT PRIMARY KEY, seq INTEGER NOT NULL, line TEXT NOT NULL, "
+    "size INTEGER, mtime INTEGER, ctime INTEGER, ino INTEGER, staged INTEGER NOT NULL)",
+    "CREATE INDEX files_seq ON files(seq)",
+    "CREATE TABLE keys(path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime INTEGER NOT NULL, "
+    "ctime INTEGER NOT NULL, ino INTEGER NOT NULL, sha256 TEXT NOT NULL)",
+    "CREATE TABLE folders(path TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+    "CREATE TABLE owned(path TEXT PRIMARY KEY)",
+)
 
 
 def stat_of(path: str, *, follow: bool = True) -> Stat | None:
@@ -41,71 +63,230 @@ def stat_of(path: str, *, follow: bool = True) -> Stat | None:
     return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
-@dataclass
-class Cache:
-    instances: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
-    keys: dict[str, tuple[Stat, str]] = field(default_factory=dict)  # stat, sha256
-    files: dict[str, Stat] = field(default_factory=dict)  # output files, by manifest path
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "instances": {i: [fp, list(kids)] for i, (fp, kids) in self.instances.items()},
-            "keys": {p: [list(st), sha] for p, (st, sha) in self.keys.items()},
-            "files": {p: list(st) for p, st in self.files.items()},
-        }
-
-
-def _stat(raw: object) -> Stat | None:
-    if isinstance(raw, list) and len(raw) == 4 and all(type(n) is int for n in raw):
-        return (raw[0], raw[1], raw[2], raw[3])
+def _stat(row: tuple[object, ...]) -> Stat | None:
+    if len(row) == 4 and all(type(n) is int for n in row):
+        return (row[0], row[1], row[2], row[3])  # type: ignore[return-value]
     return None
 
 
-def read(out: Path) -> Cache:
-    """The cache of the last render, or an empty one: it is only ever a hint."""
-    try:
-        raw = jsondoc.loads(read_regular(out / CACHE_NAME, LIMIT))
-    except (OSError, ValueError):
-        return Cache()
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        return Cache()
-    cache = Cache()
-    instances = raw.get("instances")
-    for ident, item in instances.items() if isinstance(instances, dict) else ():
-        if (
-            isinstance(item, list)
-            and len(item) == 2
-            and isinstance(item[0], str)
-            and isinstance(item[1], list)
-            and all(isinstance(k, str) for k in item[1])
-        ):
-            cache.instances[ident] = (item[0], tuple(item[1]))
-    keys = raw.get("keys")
-    for path, item in keys.items() if isinstance(keys, dict) else ():
-        if isinstance(item, list) and len(item) == 2 and isinstance(item[1], str):
-            stat = _stat(item[0])
-            if stat is not None:
-                cache.keys[path] = (stat, item[1])
-    files = raw.get("files")
-    for path, item in files.items() if isinstance(files, dict) else ():
-        stat = _stat(item)
-        if stat is not None:
-            cache.files[path] = stat
-    return cache
+class Index:
+    """One render's database: the previous render's (read-only) or the one being made."""
 
+    def __init__(self, connection: sqlite3.Connection, path: str | None = None) -> None:
+        self.db = connection
+        self.path = path  # the file being written; None in memory or when read-only
 
-def write(out: Path, cache: Cache) -> None:
-    """Through a temporary and a rename; a failure only costs the next render its speed."""
-    final = out / CACHE_NAME
-    scratch = final.with_name(final.name + ".wkb.tmp")
-    data = jsondoc.dumps_bookkeeping(cache.as_json())
-    with contextlib.suppress(OSError):
-        if read_regular(final, LIMIT) == data:
-            return  # a re-render that changed nothing writes nothing
-    try:
-        scratch.write_bytes(data)
-        os.replace(scratch, final)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(scratch)
+    @classmethod
+    def new(cls, path: str | None = None) -> Index:
+        """A fresh database at `path` (replaced if there), or in memory."""
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        db = sqlite3.connect(path or ":memory:", isolation_level=None)
+        # A scratch file renamed into place at the end: no rollback journal is needed.
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("BEGIN")
+        for statement in _SCHEMA:
+            db.execute(statement)
+        db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
+        db.execute("INSERT INTO meta VALUES ('version', ?)", (VERSION,))
+        return cls(db, path)
+
+    @classmethod
+    def previous(cls, out: Path, manifest_name: str) -> Index | None:
+        """The last render's cache of `out`, if this version wrote it together with the
+        manifest there (same stat data); else None."""
+        path = out / CACHE_NAME
+        if not path.is_file() or path.is_symlink():
+            return None
+        db: sqlite3.Connection | None = None
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            db.execute("PRAGMA query_only=ON")
+            db.execute("PRAGMA trusted_schema=OFF")
+            schema = [
+                r[0]
+                for r in db.execute(
+                    "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
+                )
+            ]
+            # Exactly our tables, no view or trigger: only then is a SELECT what it reads.
+            if schema != list(_SCHEMA) or cls(db).meta("version") != VERSION:
+                raise sqlite3.DatabaseError("not this version's cache")
+            seen = stat_of(str(out / manifest_name), follow=False)
+            if seen is None or cls(db).meta("manifest") != json.dumps(seen):
+                raise sqlite3.DatabaseError("written with another manifest")
+        except (sqlite3.Error, ValueError, OSError):
+            if db is not None:
+                db.close()
+            return None
+        return cls(db)
+
+    # -- reading (both sides) ------------------------------------------------------------
+
+    def meta(self, name: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE name=?", (name,))
+        return row[0] if row and isinstance(row[0], str) else None
+
+    def instance(self, ident: str) -> tuple[int, str, str] | None:
+        """seq, fingerprint and kids (a JSON list) of an instance."""
+        row = self._one("SELECT seq, fingerprint, kids FROM instances WHERE id=?", (ident,))
+        if row and type(row[0]) is int and isinstance(row[1], str) and isinstance(row[2], str):
+            return row[0], row[1], row[2]
+        return None
+
+    def files_of(self, seq: int) -> list[tuple[str, str, Stat | None]]:
+        """Path, manifest line and stat data of an instance's files, in order."""
+        rows = self._all(
+            "SELECT path, line, size, mtime, ctime, ino FROM files WHERE seq=? ORDER BY rowid",
+            (seq,),
+        )
+        return [
+            (r[0], r[1], _stat(r[2:]))
+            for r in rows
+            if isinstance(r[0], str) and isinstance(r[1], str)
+        ]
+
+    def file_stat(self, path: str) -> Stat | None:
+        row = self._one("SELECT size, mtime, ctime, ino FROM files WHERE path=?", (path,))
+        return _stat(row) if row else None
+
+    def key(self, path: str) -> tuple[Stat, str] | None:
+        row = self._one("SELECT size, mtime, ctime, ino, sha256 FROM keys WHERE path=?", (path,))
+        stat = _stat(row[:4]) if row else None
+        return (stat, row[4]) if stat and row and isinstance(row[4], str) else None
+
+    def count(self, table: str) -> int:
+        assert table in ("instances", "files", "keys", "owned")
+        row = self._one(f"SELECT count(*) FROM {table}", ())  # noqa: S608 - a fixed name
+        return row[0] if row and type(row[0]) is int else -1
+
+    def paths(self) -> Iterator[str]:
+        """Every output file, in manifest order."""
+        for (path,) in self._iter("SELECT path FROM files ORDER BY seq, rowid"):
+            if isinstance(path, str):
+                yield path
+
+    def lines(self) -> Iterator[str]:
+        """The manifest's lines, in order (instances in configuration order)."""
+        for (line,) in self._iter("SELECT line FROM files ORDER BY seq, rowid"):
+            yield line
+
+    def staged(self, created: bool) -> Iterator[str]:
+        """Paths written this run: new files, or files replaced."""
+        yield from (
+            p
+            for (p,) in self._iter(
+                "SELECT path FROM files WHERE staged=? ORDER BY seq, rowid", (1 if created else 2,)
+            )
+        )
+
+    def stale(self) -> Iterator[str]:
+        """Paths the last render owned that this one does not write, in their order."""
+        yield from (
+            p
+            for (p,) in self._iter(
+                "SELECT path FROM owned WHERE path NOT IN (SELECT path FROM files) ORDER BY rowid"
+            )
+        )
+
+    def _one(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
+        try:
+            row: tuple[object, ...] | None = self.db.execute(sql, args).fetchone()
+        except sqlite3.Error:
+            return None
+        return row
+
+    def _all(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.Error:
+            return []
+
+    def _iter(self, sql: str, args: tuple[object, ...] = ()) -> Iterator[tuple[str]]:
+        yield from self.db.execute(sql, args)
+
+    # -- writing (the new side) ----------------------------------------------------------
+
+    def set_meta(self, name: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def add_instance(self, ident: str, fingerprint: str | None, kids: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO instances(id, fingerprint, kids) VALUES (?, ?, ?)",
+            (ident, fingerprint, kids),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def add_file(
+        self, path: str, seq: int, line: str, stat: Stat | None, staged: int = 0
+    ) -> str | None:
+        """Record an output file; if another instance writes it already, that one's id."""
+        try:
+            self.db.execute(
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, seq, line, *(stat or (None, None, None, None)), staged),
+            )
+        except sqlite3.IntegrityError:
+            return self._owner("files", path)
+        return None
+
+    def folder_owner(self, path: str) -> str | None:
+        """The instance that writes files below `path`, if any."""
+        return self._owner("folders", path)
+
+    def file_owner(self, path: str) -> str | None:
+        return self._owner("files", path)
+
+    def add_folder(self, path: str, seq: int) -> None:
+        self.db.execute("INSERT OR IGNORE INTO folders VALUES (?, ?)", (path, seq))
+
+    def _owner(self, table: str, path: str) -> str | None:
+        row = self.db.execute(
+            f"SELECT instances.id FROM {table} JOIN instances USING (seq) "  # noqa: S608
+            "WHERE path=?",
+            (path,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def add_key(self, path: str, stat: Stat, sha256: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO keys VALUES (?, ?, ?, ?, ?, ?)", (path, *stat, sha256)
+        )
+
+    def add_owned(self, paths: Iterator[str] | list[str]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO owned VALUES (?)", ((p,) for p in paths))
+
+    def set_stat(self, path: str, stat: Stat | None) -> None:
+        self.db.execute(
+            "UPDATE files SET size=?, mtime=?, ctime=?, ino=? WHERE path=?",
+            (*(stat or (None, None, None, None)), path),
+        )
+
+    def save(self, final: Path) -> None:
+        """Commit and rename over the last cache; a failure only costs the next render its
+        speed (the cache is then removed: an old one would not match the new tree)."""
+        assert self.path is not None
+        try:
+            self.db.execute("DELETE FROM folders")
+            self.db.execute("DELETE FROM owned")
+            self.db.execute("COMMIT")
+            self.db.close()
+            os.replace(self.path, final)
+        except (sqlite3.Error, OSError):
+            self.discard()
+            with contextlib.suppress(OSError):
+                os.unlink(final)
+
+    def discard(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()

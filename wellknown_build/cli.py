@@ -156,7 +156,7 @@ def render(config: Path, out: Path, check: bool, now: dt.datetime | None, strict
             _report_check(out, result.changes)
             return
         result = run_render(config, out, now, strict)
-    instances = len(result.build.config.instances)
+    instances = result.instances
     _say(f"rendered {instances} instance(s) into {out}: {result.changes.summary()}")
 
 

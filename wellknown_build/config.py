@@ -7,12 +7,12 @@ read, so that render reports its key problems in the same run.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
+import functools
 import glob
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,93 +71,170 @@ class _Defaults:
 
 
 @dataclass
-class _Raw:
-    """An instance as written, and where: `instances[3]` of the file, or `[3]` of an
-    included file."""
+class Batch:
+    """The instances of one file (the configuration file, or one included file), with its
+    problems, located while its text is at hand."""
 
-    value: object
-    where: str
-    file: str | None = None
-    base: Path = Path()
+    file: str | None  # display name of an included file; None for the configuration file
+    source: Source | None  # None: the file could not be read (its problems say why)
+    readable: list[tuple[Instance, bool]]
+    problems: list[Problem]
+    warnings: list[Problem]
+
+    def locate(self, problems: list[Problem]) -> list[Problem]:
+        """Each problem of this file's instances with the file and its line."""
+        located = []
+        for problem in problems:
+            if problem.file is None and self.file is not None:
+                problem = problem.in_file(self.file)
+            if (
+                self.source is not None
+                and problem.path
+                and not problem.line
+                and problem.file == self.file
+            ):
+                problem = problem.at_line(self.source.line(problem.path))
+            located.append(problem)
+        return located
+
+
+class Reader:
+    """The configuration one file at a time: the configuration file first, then each included
+    file in order. Only ids (to find duplicates across files) outlive a file's batch, so a
+    fleet split over included files is read in bounded memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.source = load_yaml(path)
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.top = schema.check_mapping(self.source.data, schema.TOP_FIELDS, "", self.problems)
+        top = self.top or {}
+        self._defaults = _defaults(top, self.problems)
+        self.templates_dir: Path | None = None
+        if "templates_dir" in top:
+            self.templates_dir = path.parent / top["templates_dir"]
+            if not os.path.isdir(self.templates_dir):  # False for any OSError (too long)
+                self.problems.append(
+                    Problem("templates_dir", f"folder not found: {top['templates_dir']}")
+                )
+        if "instances" not in top and "include" not in top:
+            self.problems.append(Problem("instances", "is required (or include)"))
+        self.names: list[str] = []  # included files, by display name, in reading order
+        for index, pattern in enumerate(top.get("include", [])):
+            self.names += _matches(path, pattern, f"include[{index}]", self.names, self.warnings)
+        self.problems = self.locate_main(self.problems)
+        self.warnings = self.locate_main(self.warnings)
+        self._seen: dict[str, tuple[int, int]] = {}  # id -> (file number, item number)
+
+    def locate_main(self, problems: list[Problem]) -> list[Problem]:
+        return Batch(None, self.source, [], [], []).locate(problems)
+
+    def batches(self) -> Iterator[Batch]:
+        top = self.top or {}
+        items = top.get("instances", [])
+        yield self._batch(None, self.source, items, "instances[{}]", self.path.parent, 0)
+        for number, name in enumerate(self.names, 1):
+            try:
+                source = load_yaml(self.path.parent / name)
+            except ConfigError as e:
+                yield Batch(name, None, [], [p.in_file(name) for p in e.problems], [])
+                continue
+            data = source.data
+            items = data if isinstance(data, list) else [data]
+            folder = (self.path.parent / name).parent
+            batch = self._batch(name, source, items, "[{}]", folder, number)
+            if data is None or not items:
+                batch.warnings.append(Problem("", "holds no instance", file=name))
+            yield batch
+
+    def _batch(
+        self,
+        name: str | None,
+        source: Source,
+        items: list[object],
+        form: str,
+        base: Path,
+        number: int,
+    ) -> Batch:
+        problems: list[Problem] = []
+        readable: list[tuple[Instance, bool]] = []
+        for index, raw in enumerate(items):
+            where = form.format(index)
+            duplicate = self._duplicate(raw, where, name, number, index, problems)
+            before = len(problems)
+            instance = _instance(raw, where, self._defaults, base, problems, name)
+            if instance is not None:
+                readable.append((instance, len(problems) == before and not duplicate))
+        batch = Batch(name, source, readable, [], [])
+        batch.problems = batch.locate(problems)
+        return batch
+
+    def _duplicate(
+        self,
+        raw: object,
+        where: str,
+        name: str | None,
+        number: int,
+        index: int,
+        problems: list[Problem],
+    ) -> bool:
+        ident = raw.get("id") if isinstance(raw, Mapping) else None
+        if not isinstance(ident, str):
+            return False
+        first = self._seen.setdefault(ident, (number, index))
+        if first == (number, index):
+            return False
+        file_number, item = first
+        if file_number == 0:
+            also = f"instances[{item}]"
+        else:
+            also = f"{self.names[file_number - 1]}: [{item}]"
+        problems.append(
+            Problem(f"{where}.id", f"duplicate instance id (also {also})", ident, file=name)
+        )
+        return True
 
 
 def load(path: Path) -> Loaded:
-    """Read and validate; never raises for a problem of the content, only collects it."""
-    source = load_yaml(path)
-    problems: list[Problem] = []
-    warnings: list[Problem] = []
-    top = schema.check_mapping(source.data, schema.TOP_FIELDS, "", problems) or {}
-    defaults = _defaults(top, problems)
-    raws = [
-        _Raw(raw, f"instances[{i}]", None, path.parent)
-        for i, raw in enumerate(top.get("instances", []))
-    ]
-    included: dict[str, Source] = {}
-    for pattern_index, pattern in enumerate(top.get("include", [])):
-        raws += _include(path, pattern, f"include[{pattern_index}]", included, problems, warnings)
-    duplicates = _duplicate_ids(raws, problems)
-    templates_dir = None
-    if "templates_dir" in top:
-        templates_dir = path.parent / top["templates_dir"]
-        if not os.path.isdir(templates_dir):  # False for any OSError (a name too long)
-            problems.append(Problem("templates_dir", f"folder not found: {top['templates_dir']}"))
-    if "instances" not in top and "include" not in top:
-        problems.append(Problem("instances", "is required (or include)"))
+    """Read and validate all at once; never raises for a problem of the content, only
+    collects it. (Render reads file by file, through Reader.)"""
+    reader = Reader(path)
+    problems = list(reader.problems)
+    warnings = list(reader.warnings)
     readable: list[tuple[Instance, bool]] = []
+    included: dict[str, Source] = {}
     files: dict[str, str] = {}
-    for index, raw in enumerate(raws):
-        before = len(problems)
-        instance = _instance(raw.value, raw.where, defaults, raw.base, problems, raw.file)
-        for at in range(before, len(problems)):
-            problems[at] = problems[at].in_file(raw.file)
-        if instance is not None:
-            readable.append((instance, len(problems) == before and index not in duplicates))
-            if raw.file is not None:
-                files[instance.id] = raw.file
-    config = Config(path, tuple(i for i, ok in readable if ok), templates_dir)
-    loaded = Loaded(config, (), tuple(readable), source, included, files)
-    return dataclasses.replace(
-        loaded,
-        problems=tuple(loaded.locate(problems)),
-        warnings=tuple(loaded.locate(warnings)),
+    for batch in reader.batches():
+        problems += batch.problems
+        warnings += batch.warnings
+        readable += batch.readable
+        if batch.file is not None and batch.source is not None:
+            included[batch.file] = batch.source
+            files.update((i.id, batch.file) for i, _ in batch.readable)
+    config = Config(path, tuple(i for i, ok in readable if ok), reader.templates_dir)
+    return Loaded(
+        config, tuple(problems), tuple(readable), reader.source, included, files, tuple(warnings)
     )
 
 
-def _include(
-    main: Path,
-    pattern: str,
-    at: str,
-    included: dict[str, Source],
-    problems: list[Problem],
-    warnings: list[Problem],
-) -> list[_Raw]:
-    """The instances of the files a glob names, relative to the main file's folder, sorted;
-    each file holds a list of instances or one instance (YAML or JSON)."""
+def _matches(
+    main: Path, pattern: str, at: str, earlier: list[str], warnings: list[Problem]
+) -> list[str]:
+    """The files a glob names, relative to the main file's folder, sorted; folders and the
+    configuration file itself are skipped (a FIFO still gets its error when read)."""
     base = main.parent
     matches = sorted(glob.glob(pattern, root_dir=base, recursive=True))
     itself = main.resolve()
-    # `tenants/**` matches folders too: only files are read (a FIFO still gets its error)
     names = [m for m in matches if not os.path.isdir(base / m) and (base / m).resolve() != itself]
     if not names:
         warnings.append(Problem(at, f"{pattern!r} matches no file"))
-    raws: list[_Raw] = []
+    found: list[str] = []
     for name in names:
         display = name.replace(os.sep, "/")
-        if display in included:
-            continue  # named by an earlier glob too
-        try:
-            source = load_yaml(base / name)
-        except ConfigError as e:
-            problems += [p.in_file(display) for p in e.problems]
-            continue
-        included[display] = source
-        data = source.data
-        items = data if isinstance(data, list) else [data]
-        if data is None or not items:
-            warnings.append(Problem("", "holds no instance", file=display))
-        folder = (base / name).parent
-        raws += [_Raw(item, f"[{i}]", display, folder) for i, item in enumerate(items)]
-    return raws
+        if display not in earlier and display not in found:  # named by an earlier glob too
+            found.append(display)
+    return found
 
 
 def _defaults(top: Mapping[str, Any], problems: list[Problem]) -> _Defaults:
@@ -181,30 +258,6 @@ def _defaults(top: Mapping[str, Any], problems: list[Problem]) -> _Defaults:
     # Checked here once; instances take only the good values.
     good = {k: v for k, v in values.items() if k not in _DURATIONS}
     return _Defaults(good, key, durations)
-
-
-def _duplicate_ids(raws: list[_Raw], problems: list[Problem]) -> set[int]:
-    """The indexes of instances whose id an earlier one (in any file) has."""
-    seen: dict[str, str] = {}
-    duplicates = set()
-    for index, raw in enumerate(raws):
-        ident = raw.value.get("id") if isinstance(raw.value, Mapping) else None
-        if not isinstance(ident, str):
-            continue
-        where = f"{raw.file}: {raw.where}" if raw.file else raw.where
-        if ident in seen:
-            duplicates.add(index)
-            problems.append(
-                Problem(
-                    f"{raw.where}.id",
-                    f"duplicate instance id (also {seen[ident]})",
-                    ident,
-                    file=raw.file,
-                )
-            )
-        else:
-            seen[ident] = where
-    return duplicates
 
 
 def _check_common(
@@ -310,6 +363,7 @@ def _instance(
     )
 
 
+@functools.lru_cache(maxsize=256)  # a fleet shares a few Cache-Control values
 def _default_cache_ttl(cache_control: str, parties: tuple[str, ...]) -> int:
     """What HTTP caches may hold (max-age or s-maxage, plus stale-while-revalidate or
     stale-if-error), plus the relying parties' own JWKS cache: node jose's 10 minutes, or

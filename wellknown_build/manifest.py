@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,27 +72,46 @@ class Manifest:
         return cls(tuple(o if isinstance(o, Entry) else Entry.of(o) for o in outputs))
 
     def to_bytes(self) -> bytes:
-        files: list[str] = []
-        for e in self.entries:
-            item: dict[str, object] = {
-                "path": e.path,
-                "sha256": e.sha256,
-                "size": e.size,
-                "content_type": e.content_type,
-                "cache_control": e.cache_control,
-                "instance": e.instance,
-                "kind": e.kind,
-            }
-            if e.kids:
-                item["kids"] = list(e.kids)
-            files.append(jsondoc.dumps_line(item))
-        # One file per line: readable and diff-friendly.
-        head = f'{{\n  "generator": "wellknown-build",\n  "format": {FORMAT},\n  "files": [\n'
-        return (head + ",\n".join(f"    {f}" for f in files) + "\n  ]\n}\n").encode("utf-8")
+        return b"".join(chunks(line(e) for e in self.entries))
 
     @property
     def paths(self) -> list[str]:
         return [e.path for e in self.entries]
+
+
+def line(e: Entry) -> str:
+    """An entry as its manifest line."""
+    item: dict[str, object] = {
+        "path": e.path,
+        "sha256": e.sha256,
+        "size": e.size,
+        "content_type": e.content_type,
+        "cache_control": e.cache_control,
+        "instance": e.instance,
+        "kind": e.kind,
+    }
+    if e.kids:
+        item["kids"] = list(e.kids)
+    return jsondoc.dumps_line(item)
+
+
+def chunks(lines: Iterable[str]) -> Iterator[bytes]:
+    """The manifest's bytes, a line at a time: one file per line, readable and diff-friendly;
+    written as it is made, so a million entries never sit in memory at once."""
+    yield f'{{\n  "generator": "wellknown-build",\n  "format": {FORMAT},\n  "files": [\n'.encode()
+    separator = b""
+    for text in lines:
+        yield separator + b"    " + text.encode("utf-8")
+        separator = b",\n"
+    yield b"\n  ]\n}\n"
+
+
+def entry_of_line(text: str) -> Entry | None:
+    """A manifest line read back (from the render cache), checked like any entry."""
+    try:
+        return _entry(jsondoc.loads(text.encode("utf-8")))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _entry(raw: object) -> Entry:

@@ -18,17 +18,19 @@ All-or-nothing and safe at any instant:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
 
 from . import jsondoc, manifest
-from .cache import Cache, stat_of
-from .cache import write as write_cache
+from .cache import CACHE_NAME, Index, Stat, stat_of
 from .documents import Document
 from .errors import TreeError
 from .files import DOCUMENT_LIMIT, InputFileError, read_regular
@@ -36,7 +38,8 @@ from .files import DOCUMENT_LIMIT, InputFileError, read_regular
 log = logging.getLogger(__name__)
 JOURNAL_NAME = ".wellknown-build.journal"
 LOCK_NAME = ".wellknown-build.lock"
-_TEMPORARY = ".wkb.tmp"  # suffix of a body staged beside the file it replaces
+STAGING_NAME = ".wellknown-build.staging"  # new bodies, until every instance is checked
+_TEMPORARY = ".wkb.tmp"  # suffix of a file written beside the one it replaces
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,6 @@ class Changes:
     unchanged: int = 0
     manifest_changed: bool = False
     interrupted: bool = False  # an earlier render stopped midway (its journal is there)
-    manifest: bytes = field(default=b"", repr=False, compare=False)
-    pending: tuple[tuple[str, bytes], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def clean(self) -> bool:
@@ -154,7 +155,10 @@ def read_manifest(out: Path) -> manifest.Manifest:
     return found
 
 
-def _journal(out: Path) -> dict[str, list[str]] | None:
+Journal = dict[str, list[str]]
+
+
+def _journal(out: Path) -> Journal | None:
     """The journal of an interrupted render, or None; a damaged one counts as empty."""
     path = out / JOURNAL_NAME
     try:
@@ -176,114 +180,6 @@ def _journal(out: Path) -> dict[str, list[str]] | None:
         if p.endswith(_TEMPORARY) and p.rsplit("/", 1)[-1].startswith(".")
     ]
     return result
-
-
-Output = Document | manifest.Entry  # an entry: an unchanged instance the build did not redo
-
-
-def compare(out: Path, outputs: Sequence[Output]) -> Changes:
-    """What writing `outputs` to `out` would change; reads, never writes. Entries are
-    unchanged by construction (the build checked their files against the cache)."""
-    if out.exists() and not out.is_dir():
-        raise TreeError(f"{out} exists and is not a folder")
-    paths = _Paths(out)
-    manifest_path = str(out / manifest.MANIFEST_NAME)
-    old_manifest: bytes | None = None
-    owned: list[str] = []
-    journal = _journal(out) if out.is_dir() else None
-    if out.is_dir():
-        try:
-            old_manifest = read_regular(manifest_path, manifest.MANIFEST_LIMIT)
-            owned = manifest.parse(old_manifest, manifest_path).paths
-        except FileNotFoundError:
-            pass
-        except InputFileError as e:
-            raise TreeError(f"{manifest_path} {e}") from None
-        except TreeError as e:  # damaged: rewrite it, but remove nothing it names
-            log.warning("%s; files it listed will not be removed", e)
-    if journal is not None:
-        owned += journal["paths"]
-    created: list[str] = []
-    updated: list[str] = []
-    pending: list[tuple[str, bytes]] = []
-    unchanged = 0
-    for output in outputs:
-        target = paths(output.path)
-        if isinstance(output, manifest.Entry):
-            unchanged += 1
-            continue
-        current = _current(target)
-        if current == output.body:
-            unchanged += 1
-            continue
-        (created if current is None else updated).append(output.path)
-        pending.append((target, output.body))
-    wanted = {o.path for o in outputs}
-    removed = sorted(
-        {p for p in owned if p not in wanted and os.path.isfile(paths(p))},
-        key=owned.index,
-    )
-    new_manifest = manifest.Manifest.of(outputs).to_bytes()
-    return Changes(
-        tuple(created),
-        tuple(updated),
-        tuple(removed),
-        unchanged,
-        manifest_changed=new_manifest != old_manifest,
-        interrupted=journal is not None,
-        manifest=new_manifest,
-        pending=tuple(pending),
-    )
-
-
-def _temporary(target: str) -> str:
-    folder, name = os.path.split(target)
-    return f"{folder}/.{name}{_TEMPORARY}"
-
-
-def _stage(pending: Sequence[tuple[str, bytes]], out: Path) -> list[tuple[str, str]]:
-    """Write every new body; on failure, undo everything and raise.
-
-    A file that does not exist yet is written in place (its removal undoes it); a file that
-    exists gets a temporary beside it, renamed over it by the caller once all are written.
-    Renames are the slow part of a large first render, so only replacements pay for them.
-    """
-    staged: list[tuple[str, str]] = []
-    created: list[str] = []
-    made: list[str] = []
-    known: set[str] = set()
-    try:
-        for target, body in pending:
-            folder = os.path.dirname(target)
-            if folder not in known:
-                missing = []
-                walk = folder
-                while not os.path.isdir(walk):
-                    missing.append(walk)
-                    walk = os.path.dirname(walk)
-                os.makedirs(folder, exist_ok=True)
-                made += reversed(missing)
-                known.add(folder)
-            try:
-                handle = open(target, "xb")  # noqa: SIM115 - closed below
-                created.append(target)
-            except FileExistsError:
-                temporary = _temporary(target)
-                staged.append((temporary, target))
-                handle = open(temporary, "wb")  # noqa: SIM115 - ours: we hold the lock
-            with handle:
-                handle.write(body)
-    except OSError as e:
-        for path in [*created, *(temporary for temporary, _ in staged)]:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        for folder in reversed(made):
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
-        raise TreeError(
-            f"writing {out} failed ({e.strerror}: {e.filename}); nothing was changed"
-        ) from None
-    return staged
 
 
 def _prune(folder: Path, out: Path) -> None:
@@ -329,79 +225,247 @@ def locked(out: Path) -> Iterator[None]:
         lock.release()
 
 
-def _recover(out: Path, journal: dict[str, list[str]] | None) -> None:
-    """Remove what an interrupted render left: its temporaries (the journal names them)."""
-    if journal is None:
-        return
-    for relative in journal["temporaries"]:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(out / relative)
-    log.info("%s: finishing an interrupted render", out)
-
-
-def write(
-    out: Path, outputs: Sequence[Output], cache: Cache | None = None, *, lock: bool = True
-) -> Changes:
-    """Write the tree; then the cache (stat data of every output file) for the next render.
-    `lock=False`: the caller holds the render lock already."""
-    with locked(out) if lock else contextlib.nullcontext():
-        journal = _journal(out)
-        _recover(out, journal)
-        changes = compare(out, outputs)
-        if not changes.clean:
-            _apply(out, changes, journal)
-        if cache is not None:
-            _record(out, outputs, cache)
-        return changes
-
-
-def _record(out: Path, outputs: Sequence[Output], cache: Cache) -> None:
-    for output in outputs:
-        if isinstance(output, Document) or output.path not in cache.files:
-            stat = stat_of(os.path.join(out, *output.path.split("/")), follow=False)
-            if stat is not None:
-                cache.files[output.path] = stat
-    write_cache(out, cache)
-
-
-def _apply(out: Path, changes: Changes, journal: dict[str, list[str]] | None) -> None:
-    paths = _Paths(out)
-    record = {
-        "paths": sorted({*changes.created, *changes.updated, *changes.removed}),
-        "temporaries": sorted(
-            os.path.relpath(_temporary(paths(p)), out).replace(os.sep, "/") for p in changes.updated
-        ),
-    }
-    if journal is not None:  # keep what the interrupted run may have left
-        record["paths"] = sorted({*record["paths"], *journal["paths"]})
-    _replace_file(out / JOURNAL_NAME, jsondoc.dumps(record))
-    try:
-        staged = _stage(changes.pending, out)
-    except TreeError:
-        if journal is None:  # nothing changed: the tree is as it was
-            with contextlib.suppress(OSError):
-                os.unlink(out / JOURNAL_NAME)
-        raise
-    try:
-        for temporary, target in staged:
-            os.replace(temporary, target)
-        for relative in changes.removed:
-            stale = out / relative
-            stale.unlink(missing_ok=True)
-            log.info("removed %s (no longer rendered)", relative)
-            _prune(stale.parent, out)
-    except OSError as e:
-        raise TreeError(
-            f"updating {out} failed ({e.strerror}: {e.filename}); render again to finish"
-        ) from None
-    # Last: publish trusts only what the manifest lists, and only without a journal.
-    _replace_file(out / manifest.MANIFEST_NAME, changes.manifest)
-    try:
-        os.unlink(out / JOURNAL_NAME)
-    except OSError as e:
-        raise TreeError(f"cannot remove {out / JOURNAL_NAME}: {e.strerror}") from None
+def previous_index(out: Path) -> Index | None:
+    """The last render's cache of `out`, if it describes the tree there: no render stopped
+    midway since, and the manifest is the one written with it."""
+    if not out.is_dir() or interrupted(out):
+        return None
+    return Index.previous(out, manifest.MANIFEST_NAME)
 
 
 def interrupted(out: Path) -> bool:
     """Whether a render of `out` stopped midway (or is running): the tree may be mixed."""
     return os.path.lexists(out / JOURNAL_NAME)
+
+
+class Stage:
+    """Compares each new document with the tree and, when writing, stages the body in
+    `DIR/.wellknown-build.staging/` (a folder render alone uses): nothing visible changes
+    until every instance is checked. A killed run leaves only that folder, which the next
+    render removes before anything else."""
+
+    def __init__(self, out: Path, write: bool) -> None:
+        self.out = out
+        self.write = write
+        self.paths = _Paths(out)
+        self.root = os.path.join(str(out), STAGING_NAME)
+        self._made: set[str] = set()
+        if write:
+            _remove_staging(out)
+
+    def document(self, document: Document) -> tuple[int, Stat | None]:
+        target = self.paths(document.path)
+        current = _current(target)
+        if current == document.body:
+            return 0, stat_of(target, follow=False)
+        if self.write:
+            staged = os.path.join(self.root, *document.path.split("/"))
+            folder = os.path.dirname(staged)
+            try:
+                if folder not in self._made:
+                    os.makedirs(folder, exist_ok=True)
+                    self._made.add(folder)
+                with open(staged, "wb") as handle:
+                    handle.write(document.body)
+            except OSError as e:
+                raise TreeError(
+                    f"staging {document.path} in {self.out} failed ({e.strerror}); "
+                    "nothing was changed"
+                ) from None
+        return (1 if current is None else 2), None
+
+    def discard(self) -> None:
+        if self.write:
+            _remove_staging(self.out)
+
+
+def _remove_staging(out: Path) -> None:
+    staging = out / STAGING_NAME
+    if staging.is_symlink() or staging.is_file():
+        staging.unlink()
+    elif staging.is_dir():
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _owned(out: Path, index: Index, previous: Index | None, journal: Journal | None) -> None:
+    """Into `index`: what the last render wrote (the cache mirrors its manifest; without a
+    cache the manifest is read), and what an interrupted run may have written."""
+    if previous is not None:
+        index.add_owned(previous.paths())  # checked when found stale
+    elif out.is_dir():
+        path = out / manifest.MANIFEST_NAME
+        try:
+            found = manifest.read(out)
+        except TreeError as e:  # damaged: rewrite it, but remove nothing it names
+            log.warning("%s; files it listed will not be removed", e)
+            found = None
+        if found is not None:
+            index.add_owned(found.paths)
+        del path
+    if journal is not None:
+        index.add_owned(journal["paths"])
+
+
+def _stale(out: Path, index: Index) -> list[str]:
+    paths = _Paths(out)
+    return [p for p in index.stale() if manifest.is_tree_path(p) and os.path.isfile(paths(p))]
+
+
+def _new_manifest(out: Path, index: Index, scratch: str | None) -> tuple[bool, str | None]:
+    """Whether the manifest the index describes differs from the one in `out`; written to
+    `scratch` on the way when given (and removed again if the same)."""
+    digest = hashlib.sha256()
+    try:
+        handle = open(scratch, "wb") if scratch else None  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise TreeError(f"writing {scratch} failed ({e.strerror}); nothing was changed") from None
+    try:
+        for chunk in manifest.chunks(index.lines()):
+            digest.update(chunk)
+            if handle is not None:
+                handle.write(chunk)
+    except OSError as e:
+        if handle is not None:
+            handle.close()
+            with contextlib.suppress(OSError):
+                os.unlink(str(scratch))
+        raise TreeError(f"writing {scratch} failed ({e.strerror}); nothing was changed") from None
+    if handle is not None:
+        handle.close()
+    current = hashlib.sha256()
+    try:
+        with open(out / manifest.MANIFEST_NAME, "rb") as old:
+            for block in iter(lambda: old.read(1 << 20), b""):
+                current.update(block)
+    except OSError:
+        return True, scratch
+    if current.digest() == digest.digest():
+        if scratch is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(scratch)
+        return False, None
+    return True, scratch
+
+
+def check(out: Path, index: Index, previous: Index | None, dirty: bool) -> Changes:
+    """What writing the staged run would change; reads, never writes."""
+    if out.exists() and not out.is_dir():
+        raise TreeError(f"{out} exists and is not a folder")
+    journal = _journal(out) if out.is_dir() else None
+    if dirty or previous is None or journal is not None:
+        _owned(out, index, previous, journal)
+    changed = dirty or journal is not None or previous is None
+    manifest_changed = _new_manifest(out, index, None)[0] if changed else False
+    return _changes(out, index, journal, manifest_changed)
+
+
+def _changes(out: Path, index: Index, journal: Journal | None, manifest_changed: bool) -> Changes:
+    created, updated = tuple(index.staged(True)), tuple(index.staged(False))
+    return Changes(
+        created,
+        updated,
+        tuple(_stale(out, index)),
+        index.count("files") - len(created) - len(updated),
+        manifest_changed=manifest_changed,
+        interrupted=journal is not None,
+    )
+
+
+def commit(out: Path, index: Index, previous: Index | None, dirty: bool) -> Changes:
+    """Make the tree what the index says: staged bodies moved in, stale files removed, the
+    manifest last; then the cache for the next render. The caller holds the lock."""
+    journal = _journal(out)
+    if dirty or previous is None or journal is not None:
+        # (a run that found every instance as the last one left them has nothing stale)
+        _owned(out, index, previous, journal)
+    if previous is not None:
+        previous.close()
+    scratch = str(out / (manifest.MANIFEST_NAME + _TEMPORARY))
+    changed = dirty or journal is not None or previous is None
+    manifest_changed, written = _new_manifest(out, index, scratch) if changed else (False, None)
+    changes = _changes(out, index, journal, manifest_changed)
+    if not changes.clean:
+        _apply(out, index, changes, journal, written)
+    _remove_staging(out)
+    if changes.clean and not dirty:
+        index.discard()  # the cache there says the same
+    else:
+        seen = stat_of(str(out / manifest.MANIFEST_NAME), follow=False)
+        index.set_meta("manifest", json.dumps(seen))
+        index.save(out / CACHE_NAME)
+    return changes
+
+
+def _write_journal(out: Path, paths: Iterable[Iterable[str]], temporaries: list[str]) -> None:
+    """The journal, a path per line: a first render of a million issuers lists two million."""
+    final = out / JOURNAL_NAME
+    scratch = final.with_name(final.name + _TEMPORARY)
+    try:
+        with open(scratch, "wb") as handle:
+            handle.write(b'{"paths": [')
+            separator = b"\n"
+            for group in paths:
+                for path in group:
+                    handle.write(separator + jsondoc.dumps_line(path).encode("utf-8"))
+                    separator = b",\n"
+            handle.write(b'\n], "temporaries": ' + jsondoc.dumps_line(temporaries).encode())
+            handle.write(b"}\n")
+        os.replace(scratch, final)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(scratch)
+        raise TreeError(f"writing {final} failed ({e.strerror}); nothing was changed") from None
+
+
+def _move(staged: str, target: str) -> None:
+    """Move the staged tree into place: a folder the tree lacks moves whole (one rename for
+    a new host), a file replaces its old version in one rename."""
+    with os.scandir(staged) as entries:
+        names = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
+    for name, is_dir in names:
+        source, destination = os.path.join(staged, name), os.path.join(target, name)
+        if is_dir and os.path.isdir(destination) and not os.path.islink(destination):
+            _move(source, destination)
+        else:
+            os.replace(source, destination)
+
+
+def _apply(
+    out: Path, index: Index, changes: Changes, journal: Journal | None, manifest_file: str | None
+) -> None:
+    old_temporaries = journal["temporaries"] if journal is not None else []
+    _write_journal(
+        out,
+        [changes.created, changes.updated, changes.removed, journal["paths"] if journal else []],
+        old_temporaries,
+    )
+    try:
+        for relative in old_temporaries:  # left by an interrupted run of an older version
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(out / relative)
+        for relative in changes.removed:
+            stale = out / relative
+            stale.unlink(missing_ok=True)
+            log.info("removed %s (no longer rendered)", relative)
+            _prune(stale.parent, out)
+        if changes.created or changes.updated:
+            _move(os.path.join(out, STAGING_NAME), str(out))
+    except OSError as e:
+        raise TreeError(
+            f"updating {out} failed ({e.strerror}: {e.filename}); render again to finish"
+        ) from None
+    for group in (changes.created, changes.updated):
+        for relative in group:
+            index.set_stat(relative, stat_of(os.path.join(out, *relative.split("/")), follow=False))
+    # Last: publish trusts only what the manifest lists, and only without a journal.
+    if manifest_file is not None:
+        try:
+            os.replace(manifest_file, out / manifest.MANIFEST_NAME)
+        except OSError as e:
+            raise TreeError(
+                f"writing {out / manifest.MANIFEST_NAME} failed ({e.strerror})"
+            ) from None
+    try:
+        os.unlink(out / JOURNAL_NAME)
+    except OSError as e:
+        raise TreeError(f"cannot remove {out / JOURNAL_NAME}: {e.strerror}") from None

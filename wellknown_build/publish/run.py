@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import manifest, progress, tree
-from ..cache import read as read_cache
 from ..cache import stat_of
 from ..documents import KIND_JWKS
 from ..errors import PublishError, SafetyLimitError, WellknownError
@@ -104,11 +103,13 @@ class _Tree:
         self.entries = list(found.entries)
         self._reader = tree.Reader(out)
         self._bodies: dict[str, bytes] = {}
-        seen = read_cache(out).files
+        seen = tree.previous_index(out)
         for entry in self.entries:
             stat = stat_of(os.path.join(out, *entry.path.split("/")), follow=False)
-            if stat is None or seen.get(entry.path) != stat:
+            if stat is None or seen is None or seen.file_stat(entry.path) != stat:
                 self._bodies[entry.path] = self._checked(entry)
+        if seen is not None:
+            seen.close()
 
     def _checked(self, entry: manifest.Entry) -> bytes:
         body = self._reader.read(entry.path)
