@@ -9,7 +9,6 @@ renames, while removing, before and after the manifest.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -178,7 +178,7 @@ def test_no_space_for_the_manifest_is_an_error_and_the_next_render_finishes(
 
     monkeypatch.setattr(builtins, "open", full_disk)
     before = _snapshot(out)
-    with pytest.raises(TreeError, match="No space left on device.*nothing was changed"):
+    with pytest.raises(TreeError, match=r"No space left on device.*nothing was changed"):
         render(config, out)
     monkeypatch.undo()
     # The new manifest is written aside before the first visible change: nothing changed.
