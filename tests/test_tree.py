@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import builtins
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from wellknown_build import tree
+from wellknown_build import manifest, tree
 from wellknown_build.cache import CACHE_NAME
 from wellknown_build.commands.render import check, render
 from wellknown_build.errors import ConfigError, TreeError
@@ -231,3 +234,24 @@ def test_a_hostile_journal_deletes_nothing_render_did_not_stage(
     assert keep.exists()
     assert (out / "a.example/.well-known/jwks.json").exists()
     assert check(config, out).changes.clean
+
+
+def _segment_rule(path: str) -> bool:
+    """The rule as first written: segment by segment."""
+    segment = re.compile(r"[^/\\\x00-\x1f]+")
+    return 0 < len(path) <= 4096 and all(
+        segment.fullmatch(p) and p not in (".", "..") for p in path.split("/")
+    )
+
+
+@settings(max_examples=3000)
+@given(st.text(alphabet=st.sampled_from(["/", ".", "\\", "\x00", "\n", "\x1f", "a", "é", " "])))
+def test_the_one_regex_tree_path_rule_equals_the_segment_rule(path: str) -> None:
+    assert manifest.is_tree_path(path) == _segment_rule(path)
+
+
+@pytest.mark.parametrize(
+    "path", [".", "..", "a/./b", "a/../b", "a/..", "./a", "a//b", "/a", "a/", "...", "a/.x", "a\\b"]
+)
+def test_tree_path_edges(path: str) -> None:
+    assert manifest.is_tree_path(path) == _segment_rule(path)

@@ -37,6 +37,7 @@ from .templating import Renderer, builtin_templates
 
 log = logging.getLogger(__name__)
 LOADED_KEYS = 1024  # key files kept loaded (and digests remembered) at once
+REMEMBERED_PATHS = 200_000  # paths and folders of rebuilt instances kept in memory
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,10 @@ class Pipeline:
         self.instances = 0
         self.valid: list[Instance] = []  # build(): the valid instances
         self.templates_dir: Path | None = None
-        self._folders: dict[str, None] = {}
+        self._folders: dict[str, None] = {}  # recently recorded folders
+        # Paths and folders of rebuilt instances, while few: an instance kept as it was can
+        # only clash with one of those (the last render checked the kept ones together).
+        self._new_paths: set[str] | None = set()
 
     def run(self) -> Outcome:
         reader = Reader(self.path)
@@ -382,7 +386,10 @@ class Pipeline:
             seq = self.index.add_instance(instance.id, fingerprint, json.dumps(kids))
             self.dirty = self.dirty or seq != old_seq
             for entry, line, stat in entries:
-                self._claim(instance, entry.path, entry.kind, seq, line, stat, 0, problems)
+                if self._new_paths is None:  # too many rebuilt to remember: check all
+                    self._claim(instance, entry.path, entry.kind, seq, line, stat, 0, problems)
+                else:
+                    self._claim_kept(instance, entry.path, entry.kind, seq, line, stat, problems)
                 if self.kept is not None:
                     self.kept.append(entry)
             return
@@ -398,6 +405,10 @@ class Pipeline:
             staged, seen = self.sink.document(document)
             line = manifest.line(Entry.of(document))
             self._claim(instance, document.path, document.kind, seq, line, seen, staged, problems)
+            if self._new_paths is not None:
+                self._new_paths.update(_folders_of(document.path), [document.path])
+                if len(self._new_paths) > REMEMBERED_PATHS:
+                    self._new_paths = None
 
     def _unchanged(
         self, instance: Instance, fingerprint: str | None
@@ -406,7 +417,7 @@ class Pipeline:
         changed and its files are as the cache saw them."""
         if self.previous is None or self.out is None or fingerprint is None:
             return None
-        found = self.previous.instance(instance.id)
+        found = self.previous.instance_files(instance.id)
         if found is None or found[1] != fingerprint:
             return None
         try:
@@ -420,7 +431,7 @@ class Pipeline:
         ):
             return None
         entries: list[tuple[Entry, str, Stat]] = []
-        for path, line, stat in self.previous.files_of(found[0]):
+        for path, line, stat in found[3]:
             entry = manifest.entry_of_line(line)
             if (
                 entry is None
@@ -432,6 +443,37 @@ class Pipeline:
                 return None
             entries.append((entry, line, stat))
         return (found[0], kids, entries) if entries else None
+
+    def _claim_kept(
+        self,
+        instance: Instance,
+        path: str,
+        kind: str,
+        seq: int,
+        line: str,
+        stat: Stat | None,
+        problems: list[Problem],
+    ) -> None:
+        """_claim for an instance kept as the last render left it: checked against the
+        rebuilt instances only."""
+        assert self._new_paths is not None
+        folders = _folders_of(path)
+        if self._new_paths.intersection([path, *folders]):
+            self._claim(instance, path, kind, seq, line, stat, 0, problems)
+            return
+        owner = self.index.add_file(path, seq, line, stat, 0)
+        if owner is not None:  # (a rebuilt instance's path is remembered: not reached)
+            problems.append(
+                Problem(
+                    instance.where,
+                    f"{kind} would be written to {path}, which instance {owner} also writes",
+                    instance.id,
+                )
+            )
+        for folder in folders:
+            if folder not in self._folders:
+                self.index.add_folder(folder, seq)
+                _remember(self._folders, folder, None)
 
     def _claim(
         self,
@@ -466,9 +508,7 @@ class Pipeline:
                     instance.id,
                 )
             )
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            folder = "/".join(parts[:depth])
+        for folder in _folders_of(path):
             if folder in self._folders:
                 continue
             owner = self.index.file_owner(folder)
@@ -483,6 +523,11 @@ class Pipeline:
                 )
             self.index.add_folder(folder, seq)
             _remember(self._folders, folder, None)
+
+
+def _folders_of(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
 
 
 def build(config_path: Path, now: dt.datetime | None = None, out: Path | None = None) -> Build:

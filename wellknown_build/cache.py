@@ -136,6 +136,27 @@ class Index:
             return row[0], row[1], row[2]
         return None
 
+    def instance_files(
+        self, ident: str
+    ) -> tuple[int, str, str, list[tuple[str, str, Stat | None]]] | None:
+        """instance() and files_of() in one query: a re-render asks this for every instance."""
+        rows = self._all(
+            "SELECT seq, fingerprint, kids, path, line, size, mtime, ctime, ino FROM instances "
+            "JOIN files USING (seq) WHERE id=? ORDER BY files.rowid",
+            (ident,),
+        )
+        if not rows:
+            return None
+        seq, fingerprint, kids = rows[0][:3]
+        if not (type(seq) is int and isinstance(fingerprint, str) and isinstance(kids, str)):
+            return None
+        files = [
+            (r[3], r[4], _stat(r[5:]))
+            for r in rows
+            if isinstance(r[3], str) and isinstance(r[4], str)
+        ]
+        return seq, fingerprint, kids, files
+
     def files_of(self, seq: int) -> list[tuple[str, str, Stat | None]]:
         """Path, manifest line and stat data of an instance's files, in order."""
         rows = self._all(
