@@ -431,6 +431,7 @@ def test_a_dry_run_with_a_site_plans_relative_keys_and_writes_nothing(
         ("https://oidc.example.com:0", "port 0 is out of range"),
         ("https://", "must have a host"),
         ("https://oidc.example.com/.wellknown-build", "the tool's own .wellknown-build/ folder"),
+        ("https://oidc.example.com/" + "a" * 1000, "is too long (at most 1024 characters)"),
     ],
 )
 def test_a_bad_site_is_a_usage_error(

@@ -68,6 +68,8 @@ def site_problem(url: str) -> str | None:
         return "; ".join(p.removeprefix("--site ") for p in problems)
     if STATE_FOLDER[:-1] in urlsplit(url).path.split("/"):
         return f"must not name the tool's own {STATE_FOLDER} folder"
+    if len(url) > 1024:  # it goes into each object's metadata, which S3 caps at 2 KB
+        return "is too long (at most 1024 characters)"
     return None
 
 
