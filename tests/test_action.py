@@ -294,3 +294,21 @@ def test_inputs_are_data_not_code(
         assert result.returncode != 0, name
         assert not marker.exists(), name
         assert "Traceback" not in result.log
+
+
+def test_site_publishes_keys_relative_to_it(
+    runner: Runner, tmp_path: Path, bucket: str, s3_proxy: Proxy, moto_server: str
+) -> None:
+    workspace = _workspace(tmp_path)
+    inputs = {"bucket": bucket, "endpoint-url": s3_proxy.url, "site": "https://auth.example.com/t"}
+    result = runner.run(inputs, workspace, ROOT, ["render", "publish"])
+    assert result.returncode == 0, result.log
+    assert result.outputs["created"] == "2"
+    assert "plan for s3://" + bucket + "/ (site https://auth.example.com/t/):" in result.log
+    assert [k for k in _objects(moto_server, bucket) if ".well-known/" in k] == [
+        "a/.well-known/jwks.json",
+        "a/.well-known/openid-configuration",
+    ]
+    bad = runner.run(inputs | {"site": "http://auth.example.com/t"}, workspace, ROOT, ["publish"])
+    assert bad.returncode == 2
+    assert "Invalid value for '--site'" in bad.log

@@ -21,7 +21,13 @@ from .commands.validate import validate as run_validate
 from .errors import ConfigError, WellknownError, one_line
 from .keys import KID_METHODS
 from .keys.generate import TYPES as KEY_TYPES
-from .publish.options import ACLS, endpoint_problem, prefix_problem
+from .publish.options import (
+    ACLS,
+    endpoint_problem,
+    prefix_problem,
+    site_bucket_problem,
+    site_problem,
+)
 from .tree import Changes
 from .urls import check_https_url
 
@@ -242,6 +248,14 @@ def _region_problem(region: str) -> str | None:
     help="Key prefix, e.g. 'site/' (empty, or segments each ending in '/').",
 )
 @click.option(
+    "--site",
+    envvar="WELLKNOWN_SITE",
+    show_envvar=True,
+    callback=_checked_by(site_problem),
+    help="Publish only the documents under this https URL, keyed relative to it "
+    "(a bucket's own URL, or a CDN host serving one bucket).",
+)
+@click.option(
     "--endpoint-url",
     envvar="WELLKNOWN_ENDPOINT_URL",
     show_envvar=True,
@@ -319,6 +333,7 @@ def publish(
     bucket: str,
     out: Path,
     prefix: str,
+    site: str | None,
     endpoint_url: str | None,
     region: str | None,
     dry_run: bool,
@@ -335,7 +350,10 @@ def publish(
     from .publish import report
     from .publish.run import Options
     from .publish.run import publish as run_publish
+    from .publish.site import Site
 
+    if site is not None and (problem := site_bucket_problem(site, bucket, endpoint_url)):
+        raise click.BadParameter(problem, param_hint="'--site'")
     options = Options(
         bucket=bucket,
         out=out,
@@ -350,13 +368,15 @@ def publish(
         workers=workers,
         timeout=timeout,
         break_lease=break_lease,
+        site=Site.of(site) if site else None,
     )
     with _reported():
         result = run_publish(options)
     if as_json:
         click.echo(jsondoc.dumps(report.as_json(result)), nl=False)
     else:
-        for line in report.lines(result, f"s3://{bucket}/{prefix}"):
+        target = f"s3://{bucket}/{prefix}" + (f" (site {options.site.url})" if options.site else "")
+        for line in report.lines(result, target):
             _say(line)
         _say(report.summary(result))
     if result.error:

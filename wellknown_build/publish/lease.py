@@ -54,9 +54,11 @@ def _describe(data: bytes | None) -> tuple[str, dt.datetime | None]:
 
 
 class Lease:
-    def __init__(self, bucket: Bucket, prefix: str, *, break_existing: bool = False) -> None:
+    def __init__(
+        self, bucket: Bucket, prefix: str, *, break_existing: bool = False, key: str | None = None
+    ) -> None:
         self.bucket = bucket
-        self.key = prefix + LEASE_NAME
+        self.key = key or prefix + LEASE_NAME  # key: a --site deployment's own lease
         self.break_existing = break_existing
         self.etag: str | None = None
         self.token = uuid.uuid4().hex

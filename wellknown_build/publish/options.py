@@ -1,9 +1,11 @@
-"""The rules for publish's option values, kept out of the CLI: canned ACLs, prefixes and
-endpoints. Each check returns the reason a value is refused, or None."""
+"""The rules for publish's option values, kept out of the CLI: canned ACLs, prefixes,
+endpoints and sites. Each check returns the reason a value is refused, or None."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
+
+from ..urls import check_https_url
 
 ACLS = (
     "private",
@@ -46,3 +48,35 @@ def endpoint_problem(url: str) -> str | None:
     if parts.query or parts.fragment or parts.username or parts.password:
         return "must not have a query, fragment or user name"
     return None
+
+
+def site_problem(url: str) -> str | None:
+    """A --site is where issuers are served: `https://host[:port][/path]`, by the same rules
+    as an issuer (render writes nothing else), a trailing '/' optional."""
+    if "://" not in url:
+        return (
+            "must be an https:// URL, e.g. https://BUCKET.s3.REGION.amazonaws.com or "
+            "https://oidc.example.com"
+        )
+    if url.startswith("http://"):
+        return (
+            "must be an https:// URL: issuers and jwks_uri are https, so the tree holds no "
+            "http:// documents"
+        )
+    problems = check_https_url(url, what="--site")
+    if problems:
+        return "; ".join(p.removeprefix("--site ") for p in problems)
+    if STATE_FOLDER[:-1] in urlsplit(url).path.split("/"):
+        return f"must not name the tool's own {STATE_FOLDER} folder"
+    if len(url) > 1024:  # it goes into each object's metadata, which S3 caps at 2 KB
+        return "is too long (at most 1024 characters)"
+    return None
+
+
+def site_bucket_problem(site: str, bucket: str, endpoint_url: str | None) -> str | None:
+    """On AWS (no --endpoint-url) a bucket URL serves that bucket only: publishing its site
+    into another bucket is a mistake. Against another store the name may differ (publish
+    warns then)."""
+    from .site import bucket_problem
+
+    return None if endpoint_url is not None else bucket_problem(site, bucket)

@@ -45,7 +45,8 @@ from .s3 import (
     Listed,
     PreconditionFailed,
 )
-from .state import FOLDER, STATE_NAME, Record, State, parse
+from .site import Site, is_site_mark, owner_mark, select, state_keys, tree_paths, warn_about_buckets
+from .state import FOLDER, Record, State, parse
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 2  # LastModified younger than this is not recorded (see _settled)
@@ -66,6 +67,7 @@ class Options:
     workers: int = 16
     timeout: float = 30.0  # seconds per request attempt
     break_lease: bool = False
+    site: Site | None = None  # publish only the documents under it, keyed relative to it
 
 
 @dataclass
@@ -90,7 +92,7 @@ class _Tree:
     read and hashed now. A fresh copy (new mtimes) is therefore read once, an untouched tree
     not at all."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, site: Site | None = None) -> None:
         if tree.interrupted(out):
             raise PublishError(
                 f"{out}: a render stopped midway or is running ({tree.JOURNAL_NAME} is there);"
@@ -101,21 +103,26 @@ class _Tree:
             raise SafetyLimitError(f"{out}: refusing to publish an empty tree")
         self.out = out
         self.entries = list(found.entries)
+        self._source: dict[str, str] = {}  # an entry's path in the tree, if it differs (--site)
+        if site is not None:
+            self.entries, self._source = select(self.entries, site, out)
         self._reader = tree.Reader(out)
         self._bodies: dict[str, bytes] = {}
         seen = tree.previous_index(out)
         for entry in self.entries:
-            stat = stat_of(os.path.join(out, *entry.path.split("/")), follow=False)
-            if stat is None or seen is None or seen.file_stat(entry.path) != stat:
+            path = self._source.get(entry.path, entry.path)
+            stat = stat_of(os.path.join(out, *path.split("/")), follow=False)
+            if stat is None or seen is None or seen.file_stat(path) != stat:
                 self._bodies[entry.path] = self._checked(entry)
         if seen is not None:
             seen.close()
 
     def _checked(self, entry: manifest.Entry) -> bytes:
-        body = self._reader.read(entry.path)
+        path = self._source.get(entry.path, entry.path)
+        body = self._reader.read(path)
         if hashlib.sha256(body).hexdigest() != entry.sha256:
             raise PublishError(
-                f"{self.out / entry.path} differs from the manifest (edited after render?); "
+                f"{self.out / path} differs from the manifest (edited after render?); "
                 "render again before publishing"
             )
         return body
@@ -144,18 +151,19 @@ def _nested_deployments(listing: dict[str, Listed], prefix: str) -> list[str]:
     return sorted(found)
 
 
-def _ours(head: Head, prefix: str) -> bool:
+def _ours(head: Head, mark: str) -> bool:
     """The object's own marks say this deployment wrote it (objects from before the prefix
-    mark count as ours when they carry the owner mark)."""
+    mark count as ours when they carry the owner mark, unless we are a --site deployment)."""
     meta = head.metadata
-    return meta.get(META_OWNER) == OWNER and meta.get(META_PREFIX, prefix or "/") == (prefix or "/")
+    legacy = None if is_site_mark(mark) else mark
+    return meta.get(META_OWNER) == OWNER and meta.get(META_PREFIX, legacy) == mark
 
 
-def _from_head(key: str, head: Head, listed: Listed, prefix: str, acl: str | None) -> Remote:
+def _from_head(key: str, head: Head, listed: Listed, mark: str, acl: str | None) -> Remote:
     """What an object is, from its own headers. Its fingerprint mark counts only if the
     headers it really has give the same fingerprint: a copy_object that replaced
     Content-Type or Cache-Control but kept the metadata is caught here."""
-    owned = _ours(head, prefix)
+    owned = _ours(head, mark)
     sha256 = head.metadata.get(META_SHA256) if owned else None
     claimed = head.metadata.get(META_FINGERPRINT) if owned else None
     actual = fingerprint_of(sha256, head.content_type, head.cache_control, acl) if sha256 else None
@@ -211,7 +219,7 @@ def _remote(
     state: State,
     wanted: set[str],
     delete: bool,
-    prefix: str,
+    mark: str,
     pool: ThreadPoolExecutor,
     seen: Heads,
     acl: str | None,
@@ -242,7 +250,7 @@ def _remote(
         log.info("reading the metadata of %d objects", len(to_head))
     for key, head in _heads(bucket, to_head, listing, seen, pool).items():
         if head is not None:
-            found = _from_head(key, head, listing[key], prefix, acl)
+            found = _from_head(key, head, listing[key], mark, acl)
             known = state.objects.get(key)
             if known is not None and known.etag == head.etag:  # same body: same kids
                 found = dataclasses.replace(found, kids=known.kids)
@@ -255,7 +263,7 @@ def _verify_deletes(
     remote: dict[str, Remote],
     bucket: Bucket,
     listing: dict[str, Listed],
-    prefix: str,
+    mark: str,
     pool: ThreadPoolExecutor,
     seen: Heads,
 ) -> None:
@@ -263,7 +271,7 @@ def _verify_deletes(
     unverified = [a.key for a in plan.of(DELETE) if not remote[a.key].verified]
     for key, head in _heads(bucket, unverified, listing, seen, pool).items():
         if head is not None:
-            remote[key] = _from_head(key, head, listing[key], prefix, None)
+            remote[key] = _from_head(key, head, listing[key], mark, None)
     refused = {a.key for a in plan.of(DELETE) if not remote[a.key].owned}
     for key in sorted(refused):
         log.warning("not deleting %s: the object does not carry this deployment's marks", key)
@@ -339,8 +347,9 @@ def publish(options: Options) -> Result:
     publish may have just finished) and carry the plan out. A publish with nothing to do
     writes nothing, not even the lease."""
     start = time.monotonic()
-    local = _Tree(options.out)
+    local = _Tree(options.out, options.site)
     entries = local.entries
+    warn_about_buckets(entries, options.bucket, options.site)
     bucket = Bucket(
         options.bucket,
         endpoint_url=options.endpoint_url,
@@ -352,7 +361,12 @@ def publish(options: Options) -> Result:
     with ThreadPoolExecutor(options.workers) as pool:
         prepared = _prepare(options, bucket, entries, pool, seen)
         if not options.dry_run and _has_work(options, *prepared):
-            lease = Lease(bucket, options.prefix, break_existing=options.break_lease)
+            lease = Lease(
+                bucket,
+                options.prefix,
+                break_existing=options.break_lease,
+                key=state_keys(options.prefix, options.site)[1],
+            )
             lease.acquire()
             try:
                 prepared = _prepare(options, bucket, entries, pool, seen)
@@ -389,18 +403,16 @@ def _prepare(
     pool: ThreadPoolExecutor,
     seen: Heads,
 ) -> Prepared:
-    prefix = options.prefix
-    state_key = prefix + STATE_NAME
+    prefix, mark = options.prefix, owner_mark(options.prefix, options.site)
+    state_key = state_keys(prefix, options.site)[0]
     wanted = {prefix + e.path for e in entries}
     listing = _listing(bucket, prefix, wanted, pool)
     state = _state(bucket, state_key)
-    remote = _remote(
-        bucket, listing, state, wanted, options.delete, prefix, pool, seen, options.acl
-    )
+    remote = _remote(bucket, listing, state, wanted, options.delete, mark, pool, seen, options.acl)
     plan = make_plan(
         entries, prefix, remote, acl=options.acl, delete=options.delete, state_key=state_key
     )
-    _verify_deletes(plan, remote, bucket, listing, prefix, pool, seen)
+    _verify_deletes(plan, remote, bucket, listing, mark, pool, seen)
     deletes = plan.of(DELETE)
     if len(deletes) > options.max_deletes:
         shown = ", ".join(a.key for a in deletes[:5])
@@ -447,15 +459,13 @@ def _execute(
     pool: ThreadPoolExecutor,
 ) -> None:
     acl, prefix, plan = options.acl, options.prefix, result.plan
-    state_key = prefix + STATE_NAME
+    state_key, mark = state_keys(prefix, options.site)[0], owner_mark(prefix, options.site)
     new = State(_records(remote), {d: list(p) for d, p in state.pending.items()}, state.etag)
 
     def upload(action: Action) -> str:
         assert action.entry is not None
         entry = action.entry
-        return bucket.put(
-            action.key, local.body(entry), entry, fingerprint(entry, acl), acl, prefix
-        )
+        return bucket.put(action.key, local.body(entry), entry, fingerprint(entry, acl), acl, mark)
 
     def remove(action: Action) -> None:
         bucket.delete(action.key)
@@ -512,7 +522,8 @@ def _learn_modified(
     entry; one listing of each host folder written to (concurrently) gives it, so the next
     publish need not look at these objects again."""
     written = {k for k in changed if k in new.objects and new.objects[k].modified is None}
-    folders = sorted({prefix + k.removeprefix(prefix).split("/", 1)[0] + "/" for k in written})
+    # each top folder, or the key itself when it has none (a --site's `keys.json`)
+    folders = sorted({prefix + "".join(k.removeprefix(prefix).partition("/")[:2]) for k in written})
     try:
         listings = list(pool.map(bucket.objects, folders))
     except PublishError as e:
@@ -538,7 +549,7 @@ def _invalidate(
     """Changed paths join those a failed invalidation left; they are recorded in the index
     before CloudFront is called, and cleared only once it accepted them."""
     distribution = options.distribution_id
-    paths = cdn.url_paths(changed, options.prefix) if changed else []
+    paths = cdn.url_paths(tree_paths(changed, options.prefix, options.site), "") if changed else []
     if distribution is None:
         if new.pending:
             log.warning(
