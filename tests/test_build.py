@@ -57,3 +57,24 @@ def test_a_bad_default_is_one_problem(tmp_path: Path) -> None:
         "defaults.relying_parties",
         "defaults.token_lifetime",
     ]
+
+
+@pytest.mark.parametrize("maker", sorted(KEY_MAKERS))
+def test_the_per_file_jwk_memo_equals_public_jwk(maker: str, tmp_path: Path) -> None:
+    """KeyFiles.jwk converts a key once per file and alg and puts the configured kid in; for
+    every key type, kid and kid method it must equal public_jwk called each time."""
+    from wellknown_build.build import KeyFiles
+    from wellknown_build.cache import Index
+    from wellknown_build.keys import load_key_file, public_jwk
+    from wellknown_build.model import KeySpec
+
+    path = write(tmp_path / "k.pem", public_pem(KEY_MAKERS[maker]()))
+    files = KeyFiles(None, Index.new())
+    for kid in (None, "given", "given-2", None):
+        for method in ("rfc7638", "kubernetes"):
+            spec = KeySpec(str(path), "k.pem", kid, None, method, None, "keys[0]")
+            loaded = files.load(spec)
+            reference = public_jwk(
+                load_key_file(path, lambda: None).public_key, kid=kid, kid_method=method
+            )
+            assert files.jwk(spec, loaded) == reference

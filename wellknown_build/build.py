@@ -68,6 +68,7 @@ class KeyFiles:
     def __init__(self, previous: Index | None, index: Index) -> None:
         self._loaded: dict[tuple[str, str | None], LoadedKey | KeyLoadError] = {}
         self._digests: dict[str, str | None] = {}
+        self._jwks: dict[tuple[str, str | None, str | None, str], tuple[LoadedKey, JWK]] = {}
         self._previous = previous
         self._index = index
         self.hashed = 0  # files read to hash them: 0 when no key file changed
@@ -108,6 +109,17 @@ class KeyFiles:
             raise result
         return result
 
+    def jwk(self, spec: KeySpec, loaded: LoadedKey) -> JWK:
+        """The key's public JWK, converted once per key file and alg (a fleet shares keys);
+        a kid given in the configuration replaces the computed one, as public_jwk does."""
+        memo_key = (spec.path, spec.passphrase_env, spec.alg, spec.kid_method)
+        jwk = self._jwks.pop(memo_key, None)
+        if jwk is None or jwk[0] is not loaded:
+            made = public_jwk(loaded.public_key, alg=spec.alg, kid_method=spec.kid_method)
+            jwk = (loaded, made)
+        _remember(self._jwks, memo_key, jwk)
+        return jwk[1] if spec.kid is None else dataclasses.replace(jwk[1], kid=spec.kid)
+
 
 def _remember(memo: dict[Any, Any], key: object, value: object) -> None:
     memo[key] = value  # most recently used last
@@ -135,9 +147,7 @@ def instance_jwks(
         name = spec.where.rsplit(".", 1)[-1]
         try:
             loaded = files.load(spec)
-            jwk = public_jwk(
-                loaded.public_key, alg=spec.alg, kid=spec.kid, kid_method=spec.kid_method
-            )
+            jwk = files.jwk(spec, loaded)
             if spec.x5c:
                 jwk = with_certificates(jwk, loaded.certificates)
             if "kubernetes" in instance.relying_parties:

@@ -31,9 +31,7 @@ _SEGMENT = re.compile(r"[^/\\\x00-\x1f]+")
 # The same rule over the whole path in one match (a re-render checks two million paths):
 # segments as above, none of them `.` or `..`. tests/test_tree.py holds it equal to the
 # segment-by-segment rule.
-_TREE_PATH = re.compile(
-    r"(?!\.\.?(?:/|\Z))[^/\\\x00-\x1f]+(?:/(?!\.\.?(?:/|\Z))[^/\\\x00-\x1f]+)*"
-)
+_TREE_PATH = re.compile(r"(?!\.\.?(?:/|\Z))[^/\\\x00-\x1f]+(?:/(?!\.\.?(?:/|\Z))[^/\\\x00-\x1f]+)*")
 
 
 def is_tree_path(path: object) -> bool:
