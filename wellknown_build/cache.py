@@ -24,7 +24,7 @@ from . import jsondoc
 from .files import MiB, read_regular
 
 CACHE_NAME = ".wellknown-build.cache"
-FORMAT = 2
+FORMAT = 3  # 3: kids per key entry (a jwks entry may publish several)
 LIMIT = 2048 * MiB
 
 Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
@@ -43,14 +43,17 @@ def stat_of(path: str, *, follow: bool = True) -> Stat | None:
 
 @dataclass
 class Cache:
-    instances: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # per instance: its fingerprint, and the kids of each key entry
+    instances: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = field(default_factory=dict)
     keys: dict[str, tuple[Stat, str]] = field(default_factory=dict)  # stat, sha256
     files: dict[str, Stat] = field(default_factory=dict)  # output files, by manifest path
 
     def as_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "instances": {i: [fp, list(kids)] for i, (fp, kids) in self.instances.items()},
+            "instances": {
+                i: [fp, [list(k) for k in kids]] for i, (fp, kids) in self.instances.items()
+            },
             "keys": {p: [list(st), sha] for p, (st, sha) in self.keys.items()},
             "files": {p: list(st) for p, st in self.files.items()},
         }
@@ -78,9 +81,9 @@ def read(out: Path) -> Cache:
             and len(item) == 2
             and isinstance(item[0], str)
             and isinstance(item[1], list)
-            and all(isinstance(k, str) for k in item[1])
+            and all(isinstance(ks, list) and all(isinstance(k, str) for k in ks) for ks in item[1])
         ):
-            cache.instances[ident] = (item[0], tuple(item[1]))
+            cache.instances[ident] = (item[0], tuple(tuple(ks) for ks in item[1]))
     keys = raw.get("keys")
     for path, item in keys.items() if isinstance(keys, dict) else ():
         if isinstance(item, list) and len(item) == 2 and isinstance(item[1], str):
