@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from .. import files, jsondoc
-from ..errors import KeyLoadError
+from ..errors import KeyLoadError, shown
 from .jwk import key_type
 from .thumbprint import REQUIRED_MEMBERS
 
@@ -139,9 +139,10 @@ def public_key(jwk: Mapping[str, object]) -> PublicKeyTypes:
                 "(RFC 7517 §8.1.1); this set has leaked a private key, which must be replaced"
             )
     kty = jwk.get("kty")
+    if kty is None:
+        raise KeyLoadError("member kty is missing")
     if not isinstance(kty, str) or kty not in _READERS:
-        shown = kty if isinstance(kty, str) else type(kty).__name__
-        raise KeyLoadError(f"kty {shown!r} is not supported (RSA, EC, OKP)")
+        raise KeyLoadError(f"kty {shown(kty)} is not supported (RSA, EC, OKP)")
     key = _READERS[kty](jwk)
     kind = key_type(key)  # refuses X25519/X448 with the reason, as for PEM keys
     members = kind.members(key)
