@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wellknown_build.keys import public_jwk
 from wellknown_build.keys.jwks_source import PRIVATE_MEMBERS
@@ -268,6 +270,10 @@ def _off_curve() -> dict[str, Any]:
             "key_ops does not include verify",
         ),
         (lambda: {**_public(KEY_MAKERS["p256"]()), "kid": ""}, "member kid must be a non-empty"),
+        (
+            lambda: {**_public(KEY_MAKERS["p256"]()), "kid": "\ud800"},
+            "member kid contains a lone surrogate, which is not UTF-8",
+        ),
         (lambda: {**_public(KEY_MAKERS["p256"]()), "alg": "RS256"}, "its alg: RS256 does not fit"),
         (lambda: {**_public(KEY_MAKERS["p256"]()), "x5c": ["%%%"]}, "x5c[0] is not a base64 DER"),
         (lambda: 5, "keys[0]: must be a JSON object"),
@@ -435,3 +441,50 @@ def test_an_included_file_names_its_jwks_relative_to_itself(run: Run, tmp_path: 
         result.output
     )
     assert "keys[0]" not in result.output.split("tenants/t.yaml:5")[0].split("problem")[1]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_B64URL = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ ", max_size=90
+)
+_FUZZ_RSA = _public(rsa_key(2048), kid="r", alg="RS256", use="sig")
+_FUZZ_EC = _public(KEY_MAKERS["p521"](), kid="e", alg="ES512", use="sig")
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    base=st.sampled_from([_FUZZ_RSA, _FUZZ_EC]),
+    member=st.sampled_from(
+        ["kty", "crv", "x", "y", "n", "e", "kid", "alg", "use", "key_ops", "x5c"]
+    ),
+    value=_JSON | _B64URL | st.sampled_from(["\ud800", "a\udfffb", "\x00", "\u2028"]),
+    drop=st.booleans(),
+)
+def test_fuzzed_members_never_crash(
+    run: Run, tmp_path: Path, base: dict[str, Any], member: str, value: Any, drop: bool
+) -> None:
+    """Any JSON in any member (or the member missing): published only if it is exactly a
+    valid public key's JWK, else one located line per problem; never a traceback."""
+    jwk = {k: v for k, v in base.items() if not (drop and k == member)}
+    if not drop:
+        jwk[member] = value
+    _set(tmp_path, jwk)
+    _config(tmp_path, "jwks: cluster-jwks.json")
+    result = _render(run, "-q")
+    assert result.exit_code in (0, 1), result.output
+    assert "Traceback" not in result.output
+    if result.exit_code == 0:
+        (published,) = _published(tmp_path)
+        required = ("kty", "n", "e") if base["kty"] == "RSA" else ("kty", "crv", "x", "y")
+        assert {k: published[k] for k in required} == {k: base[k] for k in required}
+        assert set(published) <= {"use", "kty", "kid", "alg", "n", "e", "crv", "x", "y"}
+        return
+    lines = result.output.splitlines()
+    assert lines[0].startswith("error: instances.yaml: "), result.output
+    assert all(line.startswith("  instances.yaml:5: instances[0].keys[0].") for line in lines[1:])

@@ -452,6 +452,8 @@ def _replace(**members: Any) -> Answer:
         ({"KeyUsage": None}, "KMS key usage is missing, not SIGN_VERIFY"),
         ({"CustomerMasterKeySpec": "SM2"}, "KMS key spec SM2 has no JWS algorithm"),
         ({"PublicKey": None}, "KMS GetPublicKey returned no public key"),
+        ({"CustomerMasterKeySpec": "RSA_\ud800\n"}, "KMS key spec 'RSA_\\ud800\\n' has no JWS"),
+        ({"KeyUsage": ["SIGN_VERIFY"]}, "KMS key usage is ['SIGN_VERIFY'], not SIGN_VERIFY"),
     ],
 )
 def test_hostile_answers(

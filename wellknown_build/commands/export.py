@@ -82,7 +82,7 @@ def gcp_wif(instance_id: str, keys: list[dict[str, Any]]) -> Exported:
         instance_id,
         "GCP workload identity federation takes RSA and EC keys only",
         [
-            f"kid {k['kid']} is {k['kty']} ({k.get('crv', '')})"
+            f"kid {k['kid']} is {k['kty']} {k.get('crv', '')}".rstrip()
             for k in keys
             if k["kty"] not in GCP_KTYS
         ],

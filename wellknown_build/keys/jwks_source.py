@@ -161,6 +161,8 @@ def _optional_string(jwk: Mapping[str, object], name: str) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise KeyLoadError(f"member {name} must be a non-empty string")
+    for _, reason in jsondoc.problems(value):  # a lone surrogate: not UTF-8, cannot be written
+        raise KeyLoadError(f"member {name} {reason}")
     return value
 
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from ..errors import AlgError, KeyLoadError
+from ..errors import AlgError, KeyLoadError, shown
 
 WORKERS = 8
 # A key ARN or alias ARN (its region is the one asked), an alias name, or a key id (a UUID,
@@ -155,13 +155,23 @@ def _fetch(client: Any, key_id: str) -> KmsKey:
     algorithms = answer.get("SigningAlgorithms") or []
     return KmsKey(
         key_id=key_id,
-        arn=str(answer.get("KeyId") or key_id),
+        arn=_text(answer.get("KeyId")) or key_id,
         spki=spki,
         # moto and older answers carry only the deprecated CustomerMasterKeySpec.
-        key_spec=str(answer.get("KeySpec") or answer.get("CustomerMasterKeySpec") or ""),
-        key_usage=str(answer.get("KeyUsage") or ""),
-        signing_algorithms=tuple(str(a) for a in algorithms),
+        key_spec=_text(answer.get("KeySpec") or answer.get("CustomerMasterKeySpec")),
+        key_usage=_text(answer.get("KeyUsage")),
+        signing_algorithms=tuple(_text(a) for a in algorithms if a),
     )
+
+
+def _text(value: object) -> str:
+    """A value of the answer as messages and reports may show it: printable ASCII, else its
+    repr (an answer is input like any other)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str) and value.isascii() and value.isprintable():
+        return value
+    return shown(value).encode("ascii", "backslashreplace").decode("ascii")
 
 
 def fetch_all(key_ids: Iterable[str]) -> dict[str, KmsKey | KeyLoadError]:
