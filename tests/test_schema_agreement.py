@@ -148,10 +148,31 @@ def _pick(draw: st.DrawFn, pool: Pool) -> Any:
     return draw(st.sampled_from(good if draw(st.integers(0, 9)) else bad))
 
 
+_SOURCES: dict[str, Pool] = {
+    "path": (["keys/k.pem", "k.pem"], ["", " ", 5]),
+    "kms": (
+        [
+            "alias/signer",
+            "alias/a/b_c-d",
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "mrk-1234abcd12ab34cd56ef1234567890ab",
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws-us-gov:kms:us-gov-west-1:123456789012:alias/signer",
+        ],
+        ["keys/k.pem", "alias/", "alias/a b", "1234", "arn:aws:kms:us-east-1:1:key/x", "", 5],
+    ),
+    "jwks": (["cluster-jwks.json"], ["", " ", 5, ["a"]]),
+}
+
+
 def _key(draw: st.DrawFn) -> Any:
     key: dict[str, Any] = {}
-    if draw(st.integers(0, 19)):
-        key["path"] = _pick(draw, (["keys/k.pem", "k.pem"], ["", " ", 5]))
+    if draw(st.integers(0, 19)):  # the key's source: mostly one, sometimes none or two
+        source = draw(st.sampled_from(list(_SOURCES)))
+        key[source] = _pick(draw, _SOURCES[source])
+        if draw(st.integers(0, 19)) == 0:
+            other = draw(st.sampled_from([s for s in _SOURCES if s != source]))
+            key[other] = _pick(draw, _SOURCES[other])
     for name, pool in (
         ("kid", _STRINGS),
         ("alg", (["RS256", "ES256", "EdDSA"], ["", 256, "none", "rs256"])),

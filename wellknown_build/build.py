@@ -8,11 +8,14 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import orjson
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from . import jsondoc, manifest, progress, relying_parties, tree
 from .cache import VERSION as CACHE_VERSION
@@ -24,11 +27,14 @@ from .files import KEY_LIMIT, read_regular
 from .keys import (
     JWK,
     LoadedKey,
+    jwks_source,
+    kms,
     load_key_file,
     passphrase_from_env,
     public_jwk,
     spki_sha256,
 )
+from .keys.jwks_source import Imported
 from .keys.x509 import with_certificates
 from .lifecycle import select
 from .manifest import Entry
@@ -36,6 +42,7 @@ from .model import Config, Instance, KeySpec
 from .templating import Renderer, builtin_templates
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 LOADED_KEYS = 1024  # key files kept loaded (and digests remembered) at once
 REMEMBERED_PATHS = 200_000  # paths and folders of rebuilt instances kept in memory
 
@@ -63,19 +70,32 @@ class _Kid:
 class KeyFiles:
     """Each key file is read once however many instances list it (recently used ones stay
     loaded: a fleet shares a few keys; memory stays bounded when every instance has its own).
-    Its SHA-256 comes from the last render's cache while its stat data is unchanged."""
+    Its SHA-256 comes from the last render's cache while its stat data is unchanged. KMS
+    keys are fetched once per run."""
 
     def __init__(self, previous: Index | None, index: Index) -> None:
-        self._loaded: dict[tuple[str, str | None], LoadedKey | KeyLoadError] = {}
+        self._loaded: dict[tuple[str, str, str | None], object] = {}
         self._digests: dict[str, str | None] = {}
         self._jwks: dict[tuple[str, str | None, str | None, str], tuple[LoadedKey, JWK]] = {}
         self._previous = previous
         self._index = index
         self.hashed = 0  # files read to hash them: 0 when no key file changed
+        self.kms: dict[str, kms.KmsKey | KeyLoadError] = {}
 
-    def digest(self, path: str) -> str | None:
-        """SHA-256 of the file's bytes, or None if it cannot be read (the build then loads
-        it and reports why)."""
+    def fetch_kms(self, instances: Iterable[Instance]) -> None:
+        """Every KMS key the instances name and this run has not fetched, each once,
+        concurrently. On every run: what an alias points at can change while the
+        configuration stays the same, so the fingerprint covers the fetched key, not its id."""
+        wanted = {s.path for i in instances for s in i.keys if s.source == "kms"}
+        self.kms.update(kms.fetch_all(sorted(wanted - self.kms.keys())))
+
+    def digest(self, spec: KeySpec) -> str | None:
+        """SHA-256 of the key file's bytes (of what KMS said, for a KMS key), or None if it
+        cannot be read (the build then loads it and reports why)."""
+        if spec.source == "kms":
+            fetched = self.kms.get(spec.path)
+            return fetched.digest if isinstance(fetched, kms.KmsKey) else None
+        path = spec.path
         if path in self._digests:
             self._digests[path] = self._digests.pop(path)  # most recently used last
             return self._digests[path]
@@ -96,22 +116,40 @@ class KeyFiles:
         _remember(self._digests, path, found)
         return found
 
-    def load(self, spec: KeySpec) -> LoadedKey:
-        cache_key = (spec.path, spec.passphrase_env)
+    def _remembered(self, cache_key: tuple[str, str, str | None], make: Callable[[], T]) -> T:
         result = self._loaded.pop(cache_key, None)
         if result is None:
             try:
-                result = load_key_file(Path(spec.path), lambda: _passphrase(spec))
+                result = make()
             except KeyLoadError as e:
                 result = e
         _remember(self._loaded, cache_key, result)
         if isinstance(result, KeyLoadError):
             raise result
-        return result
+        return cast(T, result)
+
+    def load(self, spec: KeySpec) -> LoadedKey:
+        return self._remembered(
+            ("path", spec.path, spec.passphrase_env),
+            lambda: load_key_file(Path(spec.path), lambda: _passphrase(spec)),
+        )
+
+    def jwks(self, spec: KeySpec) -> list[Imported | KeyLoadError]:
+        return self._remembered(
+            ("jwks", spec.path, None), lambda: jwks_source.load(Path(spec.path))
+        )
+
+    def kms_key(self, spec: KeySpec) -> kms.KmsKey:
+        if spec.path not in self.kms:  # not among the keys fetched up front
+            self.kms.update(kms.fetch_all([spec.path]))
+        fetched = self.kms[spec.path]
+        if isinstance(fetched, KeyLoadError):
+            raise fetched
+        return fetched
 
     def jwk(self, spec: KeySpec, loaded: LoadedKey) -> JWK:
-        """The key's public JWK, converted once per key file and alg (a fleet shares keys);
-        a kid given in the configuration replaces the computed one, as public_jwk does."""
+        """A key file's public JWK, converted once per file and alg (a fleet shares keys); a
+        kid given in the configuration replaces the computed one, as public_jwk does."""
         memo_key = (spec.path, spec.passphrase_env, spec.alg, spec.kid_method)
         jwk = self._jwks.pop(memo_key, None)
         if jwk is None or jwk[0] is not loaded:
@@ -136,6 +174,93 @@ def _passphrase(spec: KeySpec) -> bytes | None:
         raise KeyLoadError(f"the private key is encrypted, and {e}") from None
 
 
+class _NoSuchKid(KeyLoadError):
+    """A jwks entry's kid that names no key of its file; located at the entry's kid."""
+
+
+def _jwk(
+    spec: KeySpec,
+    key: PublicKeyTypes,
+    certificates: tuple[x509.Certificate, ...],
+    alg: str | None,
+    kid: str | None,
+    kubernetes: bool,
+) -> JWK:
+    jwk = public_jwk(key, alg=alg, kid=kid, kid_method=spec.kid_method)
+    return _finish(spec, jwk, key, certificates, kubernetes)
+
+
+def _finish(
+    spec: KeySpec,
+    jwk: JWK,
+    key: PublicKeyTypes,
+    certificates: tuple[x509.Certificate, ...],
+    kubernetes: bool,
+) -> JWK:
+    if spec.x5c:
+        jwk = with_certificates(jwk, certificates)
+    if kubernetes:
+        jwk = dataclasses.replace(jwk, spki_kid=spki_sha256(key))
+    return jwk
+
+
+def _imported_jwk(spec: KeySpec, item: Imported, kubernetes: bool) -> JWK:
+    """A key of a JWKS file: its own kid and alg win; the entry's alg (or defaults.key's)
+    only fills in a missing one."""
+    if spec.x5c and item.certificates and not jwks_source.same_key(item):
+        raise KeyLoadError("the first certificate of its x5c holds another key")
+    try:
+        return _jwk(
+            spec, item.public_key, item.certificates, item.alg or spec.alg, item.kid, kubernetes
+        )
+    except AlgError as e:
+        if item.alg is None:
+            raise
+        raise KeyLoadError(f"its alg: {e}") from None
+
+
+def key_jwks(
+    spec: KeySpec, files: KeyFiles, kubernetes: bool
+) -> list[tuple[str, JWK | KeyLoadError]]:
+    """The JWKs a key entry names, each with its place in its source (" keys[2]" for a
+    JWKS file's key, else ""). Raises KeyLoadError when the source cannot be read at all."""
+    if spec.source == "kms":
+        fetched = files.kms_key(spec)
+        jwk = _jwk(spec, kms.public_key(fetched), (), spec.alg, spec.kid, kubernetes)
+        kms.check_alg(fetched, jwk.alg)
+        return [("", jwk)]
+    if spec.source == "jwks":
+        found = files.jwks(spec)
+        if spec.kid is not None:
+            # One key chosen by its kid; the others need not be publishable (an encryption
+            # key beside it, say), but a leaked private key anywhere refuses the file.
+            leaked: list[Imported | KeyLoadError] = [
+                e for e in found if isinstance(e, jwks_source.PrivateMemberError)
+            ]
+            found = leaked or [i for i in found if isinstance(i, Imported) and i.kid == spec.kid]
+            if not found:
+                raise _NoSuchKid(f"the JWKS file has no key with kid {spec.kid!r}")
+        made: list[tuple[str, JWK | KeyLoadError]] = []
+        for item in found:
+            if isinstance(item, KeyLoadError):
+                made.append(("", item))  # its message names keys[i]
+                continue
+            try:
+                made.append((f" keys[{item.index}]", _imported_jwk(spec, item, kubernetes)))
+            except KeyLoadError as e:
+                made.append((f" keys[{item.index}]", e))
+        return made
+    loaded = files.load(spec)
+    return [
+        (
+            "",
+            _finish(
+                spec, files.jwk(spec, loaded), loaded.public_key, loaded.certificates, kubernetes
+            ),
+        )
+    ]
+
+
 def instance_jwks(
     instance: Instance, files: KeyFiles, problems: list[Problem]
 ) -> list[tuple[KeySpec, JWK]]:
@@ -143,44 +268,49 @@ def instance_jwks(
     keyed: list[tuple[KeySpec, JWK]] = []
     by_thumbprint: dict[str, str] = {}
     by_kid: dict[str, str] = {}
+    kubernetes = "kubernetes" in instance.relying_parties
     for spec in instance.keys:
-        name = spec.where.rsplit(".", 1)[-1]
+        field = spec.where if spec.source == "path" else f"{spec.where}.{spec.source}"
         try:
-            loaded = files.load(spec)
-            jwk = files.jwk(spec, loaded)
-            if spec.x5c:
-                jwk = with_certificates(jwk, loaded.certificates)
-            if "kubernetes" in instance.relying_parties:
-                jwk = dataclasses.replace(jwk, spki_kid=spki_sha256(loaded.public_key))
-        except AlgError as e:
-            problems.append(Problem(f"{spec.where}.alg", f"{e} ({spec.file})", instance.id))
-            continue
+            made = key_jwks(spec, files, kubernetes)
         except KeyLoadError as e:
-            problems.append(Problem(spec.where, f"{e} ({spec.file})", instance.id))
-            continue
-        if jwk.thumbprint in by_thumbprint:
-            problems.append(
-                Problem(
-                    spec.where,
-                    f"the same key as {by_thumbprint[jwk.thumbprint]} is listed twice "
-                    f"({spec.file})",
-                    instance.id,
+            made = [("", e)]
+        for part, jwk in made:
+            source = f"{spec.file}{part}"
+            name = spec.where.rsplit(".", 1)[-1] + (f" ({source})" if part else "")
+            if isinstance(jwk, KeyLoadError):
+                where = (
+                    f"{spec.where}.alg"
+                    if isinstance(jwk, AlgError)
+                    else f"{spec.where}.kid"
+                    if isinstance(jwk, _NoSuchKid)
+                    else field
                 )
-            )
-            continue
-        if jwk.kid in by_kid:
-            problems.append(
-                Problem(
-                    f"{spec.where}.kid" if spec.kid else spec.where,
-                    f"kid {jwk.kid!r} is also the kid of {by_kid[jwk.kid]}, a different key; "
-                    "relying parties would pick either",
-                    instance.id,
+                problems.append(Problem(where, f"{jwk} ({source})", instance.id))
+                continue
+            if jwk.thumbprint in by_thumbprint:
+                problems.append(
+                    Problem(
+                        field,
+                        f"the same key as {by_thumbprint[jwk.thumbprint]} is listed twice "
+                        f"({source})",
+                        instance.id,
+                    )
                 )
-            )
-            continue
-        by_thumbprint[jwk.thumbprint] = name
-        by_kid[jwk.kid] = name
-        keyed.append((spec, jwk))
+                continue
+            if jwk.kid in by_kid:
+                problems.append(
+                    Problem(
+                        f"{spec.where}.kid" if spec.kid else field,
+                        f"kid {jwk.kid!r} is also the kid of {by_kid[jwk.kid]}, a different key; "
+                        "relying parties would pick either",
+                        instance.id,
+                    )
+                )
+                continue
+            by_thumbprint[jwk.thumbprint] = name
+            by_kid[jwk.kid] = name
+            keyed.append((spec, jwk))
     return keyed
 
 
@@ -192,13 +322,13 @@ def _documents(
     problems: list[Problem],
     notices: list[Problem],
     warnings: list[Problem],
-    kids: list[str],
+    kids: list[tuple[str, ...]],
 ) -> list[Document]:
     before = len(problems)
     keyed = instance_jwks(instance, files, problems)
     if len(problems) > before:
         return []
-    kids += [jwk.kid for _, jwk in keyed]
+    kids += [tuple(jwk.kid for s, jwk in keyed if s is spec) for spec in instance.keys]
     outcome = select(instance, keyed, now)
     notices += outcome.notices
     warnings += outcome.warnings
@@ -333,6 +463,7 @@ class Pipeline:
                 shown = progress.Progress("instances", len(batch.readable))
             self.problems += batch.problems
             self.warnings += batch.warnings
+            files.fetch_kms(instance for instance, _ in batch.readable)
             found: list[Problem] = []
             notices: list[Problem] = []
             warnings: list[Problem] = []
@@ -378,7 +509,7 @@ class Pipeline:
         notices: list[Problem],
         warnings: list[Problem],
     ) -> None:
-        digests = [files.digest(spec.path) for spec in instance.keys]
+        digests = [files.digest(spec) for spec in instance.keys]
         fingerprint = (
             _fingerprint(instance, [d for d in digests if d], templates, self.now)
             if all(digests)
@@ -388,7 +519,9 @@ class Pipeline:
         if kept is not None:
             old_seq, kids, entries = kept
             outcome = select(
-                instance, [(s, _Kid(k)) for s, k in zip(instance.keys, kids, strict=True)], self.now
+                instance,
+                [(s, _Kid(k)) for s, ks in zip(instance.keys, kids, strict=True) for k in ks],
+                self.now,
             )
             notices += outcome.notices
             warnings += outcome.warnings
@@ -404,7 +537,7 @@ class Pipeline:
                     self.kept.append(entry)
             return
         self.dirty = True
-        found: list[str] = []
+        found: list[tuple[str, ...]] = []
         made = _documents(instance, files, renderer, self.now, problems, notices, warnings, found)
         if not made:
             return
@@ -422,7 +555,7 @@ class Pipeline:
 
     def _unchanged(
         self, instance: Instance, fingerprint: str | None
-    ) -> tuple[int, list[str], list[tuple[Entry, str, Stat]]] | None:
+    ) -> tuple[int, list[list[str]], list[tuple[Entry, str, Stat]]] | None:
         """The last render's seq, kids and files of the instance, if nothing it depends on
         changed and its files are as the cache saw them."""
         if self.previous is None or self.out is None or fingerprint is None:
@@ -437,7 +570,7 @@ class Pipeline:
         if not (
             isinstance(kids, list)
             and len(kids) == len(instance.keys)
-            and all(isinstance(k, str) for k in kids)
+            and all(isinstance(ks, list) and all(isinstance(k, str) for k in ks) for ks in kids)
         ):
             return None
         entries: list[tuple[Entry, str, Stat]] = []

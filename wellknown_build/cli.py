@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from . import jsondoc, progress, timing
+from .commands.export import FORMATS as EXPORT_FORMATS
 from .commands.keygen import STATUSES as KEY_STATUSES
 from .commands.render import check as run_check
 from .commands.render import render as run_render
@@ -384,29 +385,69 @@ def publish(
         sys.exit(1)
 
 
+def _kms_ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    import re
+
+    from .keys.kms import KEY_ID_PATTERN
+
+    for key_id in value:
+        if not re.fullmatch(KEY_ID_PATTERN, key_id):
+            raise click.BadParameter(
+                f"{key_id!r} is not a KMS key id, key ARN, alias name (alias/...) or alias ARN"
+            )
+    return value
+
+
 @main.command()
 @_verbosity_options
 @click.argument(
-    "pems", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "pems",
+    metavar="[PEM]...",
+    nargs=-1,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
 @click.option(
     "--passphrase-env",
     metavar="VAR",
     help="Environment variable with the passphrase of encrypted keys.",
 )
+@click.option(
+    "--kms",
+    "kms_ids",
+    multiple=True,
+    metavar="ID",
+    callback=_kms_ids,
+    help="An AWS KMS key (key id, ARN, alias); repeatable. AWS settings as for render.",
+)
+@click.option(
+    "--jwks",
+    "jwks_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Every key of a JWKS file; repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def inspect(pems: tuple[Path, ...], passphrase_env: str | None, as_json: bool) -> None:
-    """Type, algorithms, kids and fingerprints of each key file."""
+def inspect(
+    pems: tuple[Path, ...],
+    passphrase_env: str | None,
+    kms_ids: tuple[str, ...],
+    jwks_files: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """Type, algorithms, kids and fingerprints of each key file, KMS key or JWKS key."""
     from .commands.inspect import inspect as run_inspect
-    from .keys.describe import text
+    from .commands.inspect import lines
 
+    if not (pems or kms_ids or jwks_files):
+        raise click.UsageError("give at least one PEM file, --kms ID or --jwks FILE")
     with _reported():
-        reports = run_inspect(pems, passphrase_env)
+        reports = run_inspect(pems, passphrase_env, kms_ids, jwks_files)
     if as_json:
         click.echo(jsondoc.dumps(reports), nl=False)
         return
     for report in reports:
-        for line in text(report):
+        for line in lines(report):
             click.echo(line)
 
 
@@ -539,6 +580,41 @@ def list_(config: Path, now: dt.datetime | None, as_json: bool, flat: bool) -> N
     else:
         for line in listing.text(instances):
             click.echo(line)
+
+
+@main.command()
+@_verbosity_options
+@CONFIG
+@click.argument("instance")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(EXPORT_FORMATS),
+    help="gcp-wif: GCP workload identity federation's jwksJson; vault-pem: Vault's "
+    "jwt_validation_pubkeys.",
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@NOW
+def export(
+    config: Path, instance: str, fmt: str, out_file: Path | None, now: dt.datetime | None
+) -> None:
+    """INSTANCE's published keys for a relying party that takes an uploaded copy."""
+    from .commands import export as exporting
+
+    with _reported():
+        result = exporting.export(config, instance, fmt, now)
+        if out_file is not None:
+            exporting.write(out_file, result.body)
+    if out_file is None:
+        click.echo(result.body, nl=False)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 @main.command()

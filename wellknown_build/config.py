@@ -32,6 +32,7 @@ from .yamlload import Source, load_yaml
 
 _TEMPLATE_NAME = re.compile(schema.TEMPLATE_PATTERN)
 _HEADER_VALUE = re.compile(schema.HEADER_PATTERN)
+_KMS_KEY = re.compile(schema.KMS_KEY_PATTERN)
 _DURATIONS = ("token_lifetime", "cache_ttl")
 
 
@@ -392,7 +393,26 @@ def _key(
     problems: list[Problem],
 ) -> KeySpec | None:
     values = schema.check_mapping(raw, schema.KEY_FIELDS, where, problems, label)
-    if values is None or "path" not in values:
+    if values is None:
+        return None
+    assert isinstance(raw, Mapping)  # check_mapping returned its members
+    wrong = schema.key_source_problem(raw)
+    if wrong is not None:
+        name, message = wrong
+        problems.append(Problem(f"{where}.{name}" if name else where, message, label))
+        return None
+    source = next(name for name in schema.KEY_SOURCES if name in raw)
+    if source not in values:  # its value was refused above
+        return None
+    named = values[source]
+    if source == "kms" and not _KMS_KEY.fullmatch(named):
+        problems.append(
+            Problem(
+                f"{where}.kms",
+                f"{shown(named)} is not a KMS key id, key ARN, alias name (alias/...) or alias ARN",
+                label,
+            )
+        )
         return None
     merged = {**key_defaults, **values}
     moments: dict[str, Any] = {}
@@ -407,8 +427,8 @@ def _key(
     if nb is not None and na is not None and na <= nb:
         problems.append(Problem(f"{where}.not_after", "must be later than not_before", label))
     return KeySpec(
-        path=os.path.join(base, values["path"]),
-        file=values["path"],
+        path=named if source == "kms" else os.path.join(base, named),
+        file=named,
         kid=merged.get("kid"),
         alg=merged.get("alg"),
         kid_method=merged.get("kid_method", "rfc7638"),
@@ -418,4 +438,5 @@ def _key(
         not_before=nb,
         not_after=na,
         x5c=merged.get("x5c", False),
+        source=source,
     )

@@ -17,7 +17,7 @@ CLIENT_CACHE = 600
 
 @dataclass(frozen=True)
 class KeySpec:
-    path: str
+    path: str  # the PEM or JWKS file (joined to the YAML's folder), or the KMS key id
     file: str  # as written in the YAML, for messages
     kid: str | None
     alg: str | None
@@ -28,6 +28,7 @@ class KeySpec:
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
     x5c: bool = False
+    source: str = "path"  # the field that names the key: path (a PEM file), kms or jwks
 
 
 @dataclass(frozen=True)

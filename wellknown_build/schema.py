@@ -12,6 +12,7 @@ from typing import Any
 
 from . import relying_parties, timing, urls
 from .errors import Problem, shown
+from .keys import kms
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ def _f(name: str, types: type | tuple[type, ...], doc: str, **kw: Any) -> Field:
 KNOWN_PARTIES = relying_parties.PARTIES
 TEMPLATE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 HEADER_PATTERN = r"^[\x20-\x7e]+$"
+KMS_KEY_PATTERN = kms.KEY_ID_PATTERN
 NOT_BLANK = r"\S"  # every string field: validation refuses blank strings
 RESERVED_DISCOVERY = ("issuer", "jwks_uri")
 
@@ -62,9 +64,28 @@ KEY_DEFAULT_FIELDS = (
     _f("passphrase_env", str, "Environment variable holding the passphrase of an encrypted PEM."),
     _f("x5c", bool, "Publish x5c and x5t#S256 for keys given as certificates."),
 )
+# Exactly one of these names a key entry's key.
+KEY_SOURCES = ("path", "kms", "jwks")
 KEY_FIELDS = (
-    _f("path", str, "PEM file, relative to the YAML file's folder.", required=True),
-    _f("kid", str, "Key id as the signer puts it in token headers; default by kid_method."),
+    _f("path", str, "PEM file, relative to the YAML file's folder."),
+    _f(
+        "kms",
+        str,
+        "AWS KMS signing key (key id, key ARN, alias name or alias ARN): its public key.",
+        pattern=KMS_KEY_PATTERN,
+    ),
+    _f(
+        "jwks",
+        str,
+        "JWKS file (e.g. kubectl get --raw /openid/v1/jwks): every public key in it, or the "
+        "one whose kid is given.",
+    ),
+    _f(
+        "kid",
+        str,
+        "Key id as the signer puts it in token headers; default by kid_method. With jwks: "
+        "publish only the file's key of this kid.",
+    ),
     _f("status", str, "Rotation state (default active).", choices=("next", "active", "retired")),
     _f(
         "not_before",
@@ -185,7 +206,9 @@ def _scalar_schema(field: Field, kind: type) -> dict[str, Any]:
 def _field_schema(field: Field) -> dict[str, Any]:
     nested = _NESTED.get(field.name)
     if field.types == (list,):
-        if nested:
+        if nested is KEY_FIELDS:
+            items = key_schema()
+        elif nested:
             items = object_schema(nested)
         elif field.name == "relying_parties":
             items = {"type": "string", "enum": list(KNOWN_PARTIES)}
@@ -215,6 +238,23 @@ def object_schema(fields: tuple[Field, ...]) -> dict[str, Any]:
     if required:
         schema["required"] = required
     return schema
+
+
+def key_schema() -> dict[str, Any]:
+    """A key entry: its fields, and exactly one of the fields that name its key."""
+    schema = object_schema(KEY_FIELDS)
+    schema["oneOf"] = [{"required": [name]} for name in KEY_SOURCES]
+    return schema
+
+
+def key_source_problem(value: Mapping[Any, Any]) -> tuple[str, str] | None:
+    """(field, message) when a key entry does not name exactly one key (path, kms or jwks)."""
+    named = [name for name in KEY_SOURCES if name in value]
+    if not named:
+        return "path", "is required (or kms: a KMS key, or jwks: a JWKS file)"
+    if len(named) > 1:
+        return "", f"give only one of {', '.join(KEY_SOURCES)} (found {' and '.join(named)})"
+    return None
 
 
 def json_schema() -> dict[str, Any]:
