@@ -272,7 +272,8 @@ def _off_curve() -> dict[str, Any]:
         (lambda: {**_public(KEY_MAKERS["p256"]()), "kid": ""}, "member kid must be a non-empty"),
         (
             lambda: {**_public(KEY_MAKERS["p256"]()), "kid": "\ud800"},
-            "member kid contains a lone surrogate, which is not UTF-8",
+            # refused by the JSON reader itself (orjson: strict UTF-8)
+            "the JWKS file is not JSON (no low surrogate in string",
         ),
         (lambda: {**_public(KEY_MAKERS["p256"]()), "alg": "RS256"}, "its alg: RS256 does not fit"),
         (lambda: {**_public(KEY_MAKERS["p256"]()), "x5c": ["%%%"]}, "x5c[0] is not a base64 DER"),
@@ -482,7 +483,8 @@ def test_fuzzed_members_never_crash(
     if result.exit_code == 0:
         (published,) = _published(tmp_path)
         required = ("kty", "n", "e") if base["kty"] == "RSA" else ("kty", "crv", "x", "y")
-        assert {k: published[k] for k in required} == {k: base[k] for k in required}
+        # exactly the key given (a fuzzed value can be another valid key: e = "000" is 54093)
+        assert {k: published[k] for k in required} == {k: jwk[k] for k in required}
         assert set(published) <= {"use", "kty", "kid", "alg", "n", "e", "crv", "x", "y"}
         return
     lines = result.output.splitlines()

@@ -25,7 +25,12 @@ def loads(data: bytes | str) -> Any:
     JSON, however deep its nesting, is a ValueError, the one error callers handle."""
     # orjson: strict RFC 8259 (no NaN, no lone surrogates, UTF-8 only), nesting capped at
     # 1024, and 5-10x faster than json on the render cache's manifest lines.
-    return orjson.loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        if str(e).startswith("depth limit exceeded"):
+            raise ValueError(f"nested too deeply ({e})") from None
+        raise
 
 
 def dumps(value: Any) -> bytes:
