@@ -286,3 +286,16 @@ def test_damaged_manifest(world: Path, damage: bytes, command: str) -> None:
         assert result.exit_code in (1, 3), result.output
     if command == "publish":
         assert "manifest" in result.output
+
+
+def test_a_problem_is_one_line_whatever_characters_a_value_holds() -> None:
+    """Every code point that str.splitlines (or a terminal) reads as a line end is escaped:
+    C0, DEL, C1 (NEL, U+0085, found by the JWKS fuzz in an alg) and U+2028/U+2029."""
+    from wellknown_build.errors import one_line
+
+    every = (
+        "".join(map(chr, range(0x110000)))
+        .encode("utf-8", "surrogatepass")
+        .decode("utf-8", "replace")
+    )
+    assert len(one_line(every).splitlines()) == 1

@@ -6,8 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 # Control characters (a file name or value with a newline, say) written as escapes, so that
-# every problem stays on its one line.
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+# every problem stays on its one line: C0, DEL, C1 (NEL, U+0085, ends a line for
+# str.splitlines and some terminals) and the Unicode line and paragraph separators.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
 
 
 def one_line(text: str) -> str:
