@@ -126,7 +126,8 @@ class Reader:
             self.names += _matches(path, pattern, f"include[{index}]", self.names, self.warnings)
         self.problems = self.locate_main(self.problems)
         self.warnings = self.locate_main(self.warnings)
-        self._seen: dict[str, tuple[int, int]] = {}  # id -> (file number, item number)
+        # id -> file number << 32 | item number: all that outlives a file's batch
+        self._seen: dict[str, int] = {}
 
     def locate_main(self, problems: list[Problem]) -> list[Problem]:
         return Batch(None, self.source, [], [], []).locate(problems)
@@ -183,10 +184,10 @@ class Reader:
         ident = raw.get("id") if isinstance(raw, Mapping) else None
         if not isinstance(ident, str):
             return False
-        first = self._seen.setdefault(ident, (number, index))
-        if first == (number, index):
+        first = self._seen.setdefault(ident, number << 32 | index)
+        if first == number << 32 | index:
             return False
-        file_number, item = first
+        file_number, item = first >> 32, first & 0xFFFFFFFF
         if file_number == 0:
             also = f"instances[{item}]"
         else:

@@ -296,10 +296,19 @@ def check_mapping(
     if not isinstance(value, Mapping):
         problems.append(Problem(where, f"must be a mapping, got {_yaml_type(value)}", instance))
         return None
-    by_name = {f.name: f for f in fields}
+    by_name, required = _tables(fields)
     good: dict[str, Any] = {}
     for name, item in value.items():
         field = by_name.get(name) if isinstance(name, str) else None
+        if (  # the common case first: a known field, well typed, no choice to check
+            field is not None
+            and type(item) in field.types
+            and not field.choices
+            and not (type(item) is str and not item.strip())
+            and not (type(item) is list and len(item) < field.min_items)
+        ):
+            good[name] = item
+            continue
         named = name if isinstance(name, str) else shown(name)
         at = f"{path}.{named}" if path else named
         if field is None and name == "<<":
@@ -327,11 +336,23 @@ def check_mapping(
             problems.append(Problem(at, f"must list at least one {field.item}", instance))
         else:
             good[name] = item
-    for field in fields:
-        if field.required and field.name not in value:
-            at = f"{path}.{field.name}" if path else field.name
+    for name in required:
+        if name not in value:
+            at = f"{path}.{name}" if path else name
             problems.append(Problem(at, "is required", instance))
     return good
+
+
+_TABLES: dict[int, tuple[tuple[Field, ...], dict[str, Field], tuple[str, ...]]] = {}
+
+
+def _tables(fields: tuple[Field, ...]) -> tuple[dict[str, Field], tuple[str, ...]]:
+    """Fields by name and the required names, made once per field table."""
+    known = _TABLES.get(id(fields))
+    if known is None or known[0] is not fields:
+        known = (fields, {f.name: f for f in fields}, tuple(f.name for f in fields if f.required))
+        _TABLES[id(fields)] = known
+    return known[1], known[2]
 
 
 def _yaml_type(value: object) -> str:
