@@ -280,6 +280,11 @@ class Stage:
 
 
 def _remove_staging(out: Path) -> None:
+    """The staging folder, and the scratch files a killed run may have left beside the
+    manifest and the journal (fixed names, written only under the lock)."""
+    for name in (manifest.MANIFEST_NAME, JOURNAL_NAME):
+        with contextlib.suppress(OSError):
+            os.unlink(out / (name + _TEMPORARY))
     staging = out / STAGING_NAME
     if staging.is_symlink() or staging.is_file():
         staging.unlink()
