@@ -69,11 +69,19 @@ def _config(folder: Path, version: int) -> Path:
     return path
 
 
+# Render's own bookkeeping, not part of the tree: the lock, the cache, and what a killed run
+# leaves while checking (the cache being made, the staging folder), which the next render
+# removes first and nothing else reads.
+_BOOKKEEPING = (tree.LOCK_NAME, CACHE_NAME, CACHE_NAME + ".wkb.tmp")
+
+
 def _files(out: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(out)): p.read_bytes()
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name not in (tree.LOCK_NAME, CACHE_NAME)
+        if p.is_file()
+        and p.name not in _BOOKKEEPING
+        and tree.STAGING_NAME not in p.relative_to(out).parts
     }
 
 
@@ -155,6 +163,8 @@ def test_kill_9_at_any_instant(world: dict[str, object], fraction: float) -> Non
     again = _cli("-q", "render", str(v2), "--out", str(out))
     assert again.returncode == 0, again.stderr
     assert _files(out) == expected[2]
+    assert not (out / tree.STAGING_NAME).exists()
+    assert not (out / (CACHE_NAME + ".wkb.tmp")).exists()
     assert _cli("render", str(v2), "--out", str(out), "--check").returncode == 0
 
 

@@ -394,11 +394,16 @@ def commit(out: Path, index: Index, previous: Index | None, dirty: bool) -> Chan
     _remove_staging(out)
     if changes.clean and not dirty:
         index.discard()  # the cache there says the same
-    else:
-        seen = stat_of(str(out / manifest.MANIFEST_NAME), follow=False)
-        index.set_meta("manifest", json.dumps(seen))
-        index.save(out / CACHE_NAME)
+    elif changes.clean:
+        _save(out, index)
     return changes
+
+
+def _save(out: Path, index: Index) -> None:
+    """The cache, recording the stat data of the manifest it goes with."""
+    seen = stat_of(str(out / manifest.MANIFEST_NAME), follow=False)
+    index.set_meta("manifest", json.dumps(seen))
+    index.save(out / CACHE_NAME)
 
 
 def _write_journal(out: Path, paths: Iterable[Iterable[str]], temporaries: list[str]) -> None:
@@ -470,6 +475,7 @@ def _apply(
             raise TreeError(
                 f"writing {out / manifest.MANIFEST_NAME} failed ({e.strerror})"
             ) from None
+    _save(out, index)  # before the journal goes: a kill in between leaves it interrupted
     try:
         os.unlink(out / JOURNAL_NAME)
     except OSError as e:
