@@ -408,6 +408,7 @@ class _Keep:
 @dataclass
 class Outcome:
     instances: int  # valid instances
+    keys: int  # their key entries
     warnings: tuple[Problem, ...]
     previous: Index | None  # the last render's cache, when it matches its manifest
     dirty: bool  # anything differs from the last render: its cache must be replaced
@@ -440,6 +441,7 @@ class Pipeline:
         self.warnings: list[Problem] = []
         self.dirty = self.previous is None
         self.instances = 0
+        self.keys = 0
         self.valid: list[Instance] = []  # build(): the valid instances
         self.templates_dir: Path | None = None
         self._folders: dict[str, None] = {}  # recently recorded folders
@@ -474,6 +476,7 @@ class Pipeline:
                     instance_jwks(instance, files, found)
                     continue
                 self.instances += 1
+                self.keys += len(instance.keys)
                 if self.kept is not None:
                     self.valid.append(instance)
                 self._instance(instance, files, templates, renderer, found, notices, warnings)
@@ -497,7 +500,7 @@ class Pipeline:
             log.info("%s", notice.located(str(self.path)))
         for warning in self.warnings:
             log.warning("%s", warning.located(str(self.path)))
-        return Outcome(self.instances, tuple(self.warnings), self.previous, self.dirty)
+        return Outcome(self.instances, self.keys, tuple(self.warnings), self.previous, self.dirty)
 
     def _instance(
         self,

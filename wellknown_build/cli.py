@@ -18,7 +18,7 @@ from .commands.export import FORMATS as EXPORT_FORMATS
 from .commands.keygen import STATUSES as KEY_STATUSES
 from .commands.render import check as run_check
 from .commands.render import render as run_render
-from .commands.validate import validate as run_validate
+from .commands.validate import check as run_validate
 from .errors import ConfigError, WellknownError, one_line
 from .keys import KID_METHODS
 from .keys.generate import TYPES as KEY_TYPES
@@ -206,8 +206,7 @@ def validate(configs: tuple[Path, ...], now: dt.datetime | None, strict: bool) -
             _error(e)
             failed = max(failed, e.exit_code)
             continue
-        keys = sum(len(i.keys) for i in result.config.instances)
-        _say(f"{config}: {len(result.config.instances)} instance(s), {keys} key(s): ok")
+        _say(f"{config}: {result.instances} instance(s), {result.keys} key(s): ok")
     if failed:
         sys.exit(failed)
 
