@@ -9,6 +9,7 @@ import importlib.metadata
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from . import progress, relying_parties, tree
 from .cache import Cache, Stat, stat_of
 from .cache import read as read_cache
 from .config import load
-from .documents import KIND_DISCOVERY, Document, instance_documents
+from .documents import KIND_DISCOVERY, KIND_JWKS, Document, instance_documents
 from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError, WellknownError
 from .files import KEY_LIMIT, read_regular
 from .keys import (
@@ -28,7 +29,7 @@ from .keys import (
     spki_sha256,
 )
 from .keys.x509 import with_certificates
-from .lifecycle import select
+from .lifecycle import Live, select
 from .manifest import Entry
 from .manifest import read as read_manifest
 from .model import Config, Instance, KeySpec
@@ -37,7 +38,7 @@ from .templating import Renderer, builtin_templates
 log = logging.getLogger(__name__)
 LOADED_KEYS = 1024  # key files kept loaded at once
 # Part of every fingerprint: an upgrade rebuilds everything once.
-CACHE_VERSION = f"1/{importlib.metadata.version('wellknown-build')}"
+CACHE_VERSION = f"2/{importlib.metadata.version('wellknown-build')}"
 
 
 @dataclass(frozen=True)
@@ -207,13 +208,14 @@ def _documents(
     notices: list[Problem],
     warnings: list[Problem],
     kids: list[str],
+    published: Mapping[str, Live] | None = None,
 ) -> list[Document]:
     before = len(problems)
     keyed = instance_jwks(instance, files, problems)
     if len(problems) > before:
         return []
     kids += [jwk.kid for _, jwk in keyed]
-    outcome = select(instance, keyed, now)
+    outcome = select(instance, keyed, now, published)
     notices += outcome.notices
     warnings += outcome.warnings
     problems += outcome.errors
@@ -224,6 +226,10 @@ def _documents(
     except TemplateError as e:
         problems.append(Problem(f"{instance.where}.template", str(e), instance.id))
         return []
+    documents = [  # what publish records in the bucket's state index
+        dataclasses.replace(d, rotation=outcome.rotation) if d.kind == KIND_JWKS else d
+        for d in documents
+    ]
     discovery: dict[str, object] = {}
     if relying_parties.READ_DOCUMENT.intersection(instance.relying_parties):
         discovery = json.loads(next(d.body for d in documents if d.kind == KIND_DISCOVERY))
@@ -317,11 +323,18 @@ class _Previous:
         return entries
 
 
-def build(config_path: Path, now: dt.datetime | None = None, out: Path | None = None) -> Build:
+def build(
+    config_path: Path,
+    now: dt.datetime | None = None,
+    out: Path | None = None,
+    published: Mapping[str, Mapping[str, Live]] | None = None,
+) -> Build:
     """Everything checked before anything is written; raises ConfigError with every problem.
 
     `now` fixes the clock the rotation rules read (default: the current time). With `out`,
-    instances the last render of it found the same are not rebuilt (see cache.py)."""
+    instances the last render of it found the same are not rebuilt (see cache.py).
+    `published`: per instance id, its kids as a bucket's state index knows them (the
+    rotation guard of `--bucket`)."""
     moment = now or dt.datetime.now(dt.timezone.utc)
     loaded = load(config_path)
     problems = list(loaded.problems)
@@ -350,7 +363,10 @@ def build(config_path: Path, now: dt.datetime | None = None, out: Path | None = 
         if kept is not None and fingerprint is not None:
             kids = previous.cache.instances[instance.id][1]
             outcome = select(
-                instance, [(s, _Kid(k)) for s, k in zip(instance.keys, kids, strict=True)], moment
+                instance,
+                [(s, _Kid(k)) for s, k in zip(instance.keys, kids, strict=True)],
+                moment,
+                published.get(instance.id) if published is not None else None,
             )
             notices += outcome.notices
             warnings += outcome.warnings
@@ -360,7 +376,17 @@ def build(config_path: Path, now: dt.datetime | None = None, out: Path | None = 
             cache.files.update((e.path, previous.cache.files[e.path]) for e in kept)
             continue
         found: list[str] = []
-        made = _documents(instance, files, renderer, moment, key_problems, notices, warnings, found)
+        made = _documents(
+            instance,
+            files,
+            renderer,
+            moment,
+            key_problems,
+            notices,
+            warnings,
+            found,
+            published.get(instance.id) if published is not None else None,
+        )
         outputs += made
         if made and fingerprint is not None:
             cache.instances[instance.id] = (fingerprint, tuple(found))

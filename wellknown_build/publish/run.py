@@ -3,7 +3,6 @@ a live issuer — every JWKS, then the discovery documents, then deletes, then t
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -20,12 +19,13 @@ from ..cache import read as read_cache
 from ..cache import stat_of
 from ..documents import KIND_JWKS
 from ..errors import PublishError, SafetyLimitError, WellknownError
-from . import cdn
+from . import cdn, history
 from .lease import Lease
 from .plan import (
     CREATE,
     DELETE,
     OWNER,
+    UNCHANGED,
     UPDATE,
     Action,
     Plan,
@@ -44,9 +44,10 @@ from .s3 import (
     Bucket,
     Head,
     Listed,
-    PreconditionFailed,
 )
-from .state import FOLDER, STATE_NAME, Record, State, parse
+from .state import FOLDER, FORMAT, STATE_NAME, UNKNOWN, Record, State, expand
+from .state import load as load_state
+from .state import save as save_state
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 2  # LastModified younger than this is not recorded (see _settled)
@@ -67,6 +68,7 @@ class Options:
     workers: int = 16
     timeout: float = 30.0  # seconds per request attempt
     break_lease: bool = False
+    now: dt.datetime | None = None  # the instant recorded as this run's (tests); else the clock
 
 
 @dataclass
@@ -122,14 +124,6 @@ class _Tree:
     def body(self, entry: manifest.Entry) -> bytes:
         found = self._bodies.pop(entry.path, None)
         return found if found is not None else self._checked(entry)
-
-
-def _state(bucket: Bucket, key: str) -> State:
-    """The deployment's state index, or an empty one (then every object is looked at)."""
-    found = bucket.get(key)
-    if found is None:
-        return State()
-    return parse(found[0], found[1], key)
 
 
 def _nested_deployments(listing: dict[str, Listed], prefix: str) -> list[str]:
@@ -208,7 +202,7 @@ def _remote(
     bucket: Bucket,
     listing: dict[str, Listed],
     state: State,
-    wanted: set[str],
+    wanted: dict[str, manifest.Entry],
     delete: bool,
     prefix: str,
     pool: ThreadPoolExecutor,
@@ -221,17 +215,17 @@ def _remote(
     remote: dict[str, Remote] = {}
     to_head = []
     for key, listed in listing.items():
-        known = state.objects.get(key)
-        if known and known.etag == listed.etag and known.modified == listed.modified:
+        known = state.record(key)
+        if known and known.trusted(listed.etag, listed.modified):
+            entry = wanted.get(key)  # the index keeps shortened hashes: the full ones they match
             remote[key] = Remote(
                 key,
                 listed.etag,
                 listed.size,
-                known.fingerprint,
-                known.sha256,
+                expand(known.fingerprint, fingerprint(entry, acl) if entry else None),
+                expand(known.sha256, entry.sha256 if entry else None),
                 True,
                 listed.modified,
-                known.kids,
             )
         elif key in wanted or known is not None or delete:
             to_head.append(key)
@@ -241,11 +235,7 @@ def _remote(
         log.info("reading the metadata of %d objects", len(to_head))
     for key, head in _heads(bucket, to_head, listing, seen, pool).items():
         if head is not None:
-            found = _from_head(key, head, listing[key], prefix, acl)
-            known = state.objects.get(key)
-            if known is not None and known.etag == head.etag:  # same body: same kids
-                found = dataclasses.replace(found, kids=known.kids)
-            remote[key] = found
+            remote[key] = _from_head(key, head, listing[key], prefix, acl)
     return remote
 
 
@@ -270,12 +260,20 @@ def _verify_deletes(
 
 
 def _old_kids(
-    plan: Plan, remote: dict[str, Remote], bucket: Bucket, pool: ThreadPoolExecutor
+    plan: Plan,
+    remote: dict[str, Remote],
+    bucket: Bucket,
+    pool: ThreadPoolExecutor,
+    state: State,
 ) -> dict[str, list[str] | None]:
     """The kids in each JWKS object this publish changes: from the index where it knows
     them, else read (concurrently): a rotation of 10,000 tenants reads nothing."""
     wanted = [a.key for a in plan.of(UPDATE, DELETE) if a.kind == KIND_JWKS and a.key in remote]
-    known = {k: list(kids) for k in wanted if (kids := remote[k].kids) is not None}
+    known = {
+        k: kids
+        for k in wanted
+        if (kids := history.kids_at(state.keys.get(k), remote[k].etag)) is not None
+    }
     unknown = [k for k in wanted if k not in known]
 
     def read(key: str) -> list[str] | None:
@@ -375,10 +373,25 @@ def _has_work(options: Options, result: Result, remote: dict[str, Remote], state
     if result.plan.changes or options.distribution_id in state.pending:
         return True
     ours, recorded = _records(remote), state.objects
-    return ours.keys() != recorded.keys() or any(
-        dataclasses.replace(record, modified=recorded[key].modified) != recorded[key]
-        for key, record in ours.items()
+    return (
+        ours.keys() != recorded.keys()
+        or any(not record.same_but_modified(recorded[key]) for key, record in ours.items())
+        or _keys_to_record(result.plan, remote, state)
     )
+
+
+def _keys_to_record(plan: Plan, remote: dict[str, Remote], state: State) -> bool:
+    """Whether the kids' history (publish/history.py) is missing or out of date for a JWKS
+    this publish leaves unchanged, or names an object that is gone."""
+    if any(key not in remote for key in state.keys):
+        return True
+    for action in plan.of(UNCHANGED):
+        entry = action.entry
+        head = history.head_of(entry) if entry and entry.kind == KIND_JWKS else None
+        stored = state.keys.get(action.key)
+        if head is not None and not history.unchanged(stored, head, remote[action.key].etag):
+            return True
+    return False
 
 
 def _prepare(
@@ -390,9 +403,9 @@ def _prepare(
 ) -> Prepared:
     prefix = options.prefix
     state_key = prefix + STATE_NAME
-    wanted = {prefix + e.path for e in entries}
-    listing = _listing(bucket, prefix, wanted, pool)
-    state = _state(bucket, state_key)
+    wanted = {prefix + e.path: e for e in entries}
+    listing = _listing(bucket, prefix, set(wanted), pool)
+    state = load_state(bucket, prefix, pool)
     remote = _remote(
         bucket, listing, state, wanted, options.delete, prefix, pool, seen, options.acl
     )
@@ -408,7 +421,7 @@ def _prepare(
             f" {shown}{', ...' if len(deletes) > 5 else ''}; nothing was changed. If these "
             f"deletes are intended, pass --max-deletes {len(deletes)}"
         )
-    plan.kid_changes = kid_changes(plan, _old_kids(plan, remote, bucket, pool), prefix)
+    plan.kid_changes = kid_changes(plan, _old_kids(plan, remote, bucket, pool, state), prefix)
     result = Result(plan, options.dry_run)
     result.pending_invalidations = {d: list(p) for d, p in state.pending.items() if p}
     return result, remote, state
@@ -416,24 +429,43 @@ def _prepare(
 
 def _records(remote: dict[str, Remote]) -> dict[str, Record]:
     return {
-        key: Record(r.fingerprint, r.sha256 or "", r.etag, r.modified or None, r.kids)
+        key: Record.of(r.fingerprint, r.sha256 or "", r.etag, r.modified or None)
         for key, r in remote.items()
         if r.owned and r.fingerprint
     }
 
 
-def _save(bucket: Bucket, state_key: str, state: State, new: State, result: Result) -> None:
-    """Write the index only if it changed, and only over the version this run read."""
-    if new.objects == state.objects and new.pending == state.pending:
-        return
-    try:
-        state.etag = bucket.put_json(state_key, new.as_json(), if_match=state.etag)
-        result.puts += 1  # counted like any PUT (the bench counts requests)
-    except PreconditionFailed:
-        raise PublishError(
-            f"{state_key} was changed by someone else during this publish; run publish again"
-        ) from None
-    state.objects, state.pending = dict(new.objects), {d: list(p) for d, p in new.pending.items()}
+def _save(bucket: Bucket, prefix: str, state: State, new: State, result: Result) -> None:
+    """Write what changed in the index, only over the versions this run read."""
+    result.puts += save_state(bucket, prefix, state, new)  # counted like any PUT
+
+
+def _record_keys(
+    options: Options,
+    plan: Plan,
+    remote: dict[str, Remote],
+    state: State,
+    new: State,
+    uploaded: dict[str, str],
+) -> None:
+    """The kids' history of every JWKS that now holds what the manifest says (unchanged, or
+    uploaded by this run), at this run's clock (publish/history.py)."""
+    now = history.epoch(options.now or dt.datetime.now(dt.timezone.utc))
+    for action in plan.of(UNCHANGED, CREATE, UPDATE):
+        entry, key = action.entry, action.key
+        head = history.head_of(entry) if entry and entry.kind == KIND_JWKS else None
+        after = remote[key].etag if action.op == UNCHANGED else uploaded.get(key)
+        if entry is None or head is None or after is None:
+            continue
+        stored = state.keys.get(key)
+        if history.unchanged(stored, head, after):
+            continue
+        before = remote[key].etag if key in remote else None
+        added = plan.kid_changes.get(key.removeprefix(options.prefix), ([], []))[0]
+        there = entry.kids if action.op == UNCHANGED else [k for k in entry.kids if k not in added]
+        old = history.decode(stored) if stored is not None else None
+        keys = history.record(old, entry, before, after, there, now)
+        new.keys[key] = history.encode(keys)
 
 
 def _execute(
@@ -447,7 +479,11 @@ def _execute(
 ) -> None:
     acl, prefix, plan = options.acl, options.prefix, result.plan
     state_key = prefix + STATE_NAME
-    new = State(_records(remote), {d: list(p) for d, p in state.pending.items()}, state.etag)
+    new = state.copy()
+    new.format = FORMAT
+    new.objects = {k: r.packed() for k, r in _records(remote).items()}
+    new.keys = {k: v for k, v in state.keys.items() if k in remote}
+    uploaded: dict[str, str] = {}
 
     def upload(action: Action) -> str:
         assert action.entry is not None
@@ -477,13 +513,14 @@ def _execute(
                     entry = action.entry
                     result.puts += 1
                     result.uploaded_bytes += entry.size
-                    kids = entry.kids if entry.kind == KIND_JWKS else None
-                    new.objects[action.key] = Record(
-                        fingerprint(entry, acl), entry.sha256, etag, None, kids
-                    )
+                    new.objects[action.key] = Record.of(
+                        fingerprint(entry, acl), entry.sha256, etag, None
+                    ).packed()
+                    uploaded[action.key] = etag
                 else:
                     result.deletes += 1
                     new.objects.pop(action.key, None)
+                    new.keys.pop(action.key, None)
             if failures:
                 result.failures = sorted(failures)
                 skipped = len(plan.changes) - len(changed) - len(failures)
@@ -493,12 +530,13 @@ def _execute(
                     "again to finish:\n  " + "\n  ".join(result.failures)
                 )
                 break
+        _record_keys(options, plan, remote, state, new, uploaded)
         _learn_modified(bucket, prefix, new, changed, pool)
         if result.error is None:
             _invalidate(options, new, changed, bucket, state_key, state, result)
     finally:
         try:
-            _save(bucket, state_key, state, new, result)
+            _save(bucket, prefix, state, new, result)
         except PublishError as e:
             result.error = result.error or str(e)
         result.pending_invalidations = {d: list(p) for d, p in state.pending.items() if p}
@@ -510,7 +548,7 @@ def _learn_modified(
     """A PUT answers with the ETag but not the LastModified the index needs to trust an
     entry; one listing of each host folder written to (concurrently) gives it, so the next
     publish need not look at these objects again."""
-    written = {k for k in changed if k in new.objects and new.objects[k].modified is None}
+    written = {k for k in changed if (r := new.record(k)) is not None and r.modified == UNKNOWN}
     folders = sorted({prefix + k.removeprefix(prefix).split("/", 1)[0] + "/" for k in written})
     try:
         listings = list(pool.map(bucket.objects, folders))
@@ -519,10 +557,10 @@ def _learn_modified(
         return
     for listing in listings:
         for key, listed in listing.items():
-            record = new.objects.get(key)
+            record = new.record(key)
             settled = _settled(listed.modified)
-            if key in written and record is not None and record.etag == listed.etag and settled:
-                new.objects[key] = dataclasses.replace(record, modified=settled)
+            if key in written and record is not None and record.same_etag(listed.etag) and settled:
+                new.objects[key] = record.settled(settled).packed()
 
 
 def _invalidate(
@@ -550,7 +588,7 @@ def _invalidate(
     if not pending:
         return
     new.pending[distribution] = pending
-    _save(bucket, state_key, state, new, result)
+    _save(bucket, options.prefix, state, new, result)
     sent = cdn.batch(pending)
     try:
         result.invalidation_id = cdn.invalidate(distribution, sent)
