@@ -338,8 +338,9 @@ def test_a_damaged_history_record_is_ignored(
 ) -> None:
     s3 = boto3.client("s3", endpoint_url=moto_server)
     state = json.loads(s3.get_object(Bucket=rotated, Key=STATE_NAME)["Body"].read())
-    (key,) = state["keys"]
-    state["keys"][key] = state["keys"][key].replace('"active"', '"bogus"')
+    key = "a.example/t/a/.well-known/jwks.json"
+    assert state["objects"][key][77:].startswith("900 3600 a k1 a k2 n|")
+    state["objects"][key] = state["objects"][key].replace(" k1 a ", " k1 x ")
     s3.put_object(Bucket=rotated, Key=STATE_NAME, Body=json.dumps(state).encode())
     assert "no key history" in _status(run, s3_proxy, rotated, T1).output
     # the next publish writes it again, as found
@@ -347,21 +348,46 @@ def test_a_damaged_history_record_is_ignored(
     assert "(found)" in _status(run, s3_proxy, rotated, T1).output
 
 
-def test_history_decode_refuses_malformed_records() -> None:
-    good = history.encode(
-        history.Keys("a", 1, 2, "e" * 16, (history.Kid("k", "next", None, 5, "added", 5),))
+def test_history_round_trip_and_malformed_records() -> None:
+    keys = history.Keys(
+        "tenant a|b,c",
+        900,
+        3600,
+        "5c2deda4249ea09c",
+        (
+            history.Kid(
+                "k 1|x",
+                "retired",
+                1900000000,
+                1800000000,
+                "new",
+                1800000500,
+                1800000000,
+                1800000500,
+            ),
+            history.Kid("k2", "next", None, 1800000100, "added", 1800000100),
+        ),
     )
-    assert history.decode(good) is not None
-    head, dates = good.split("\t")
+    stored = history.encode(keys)
+    assert stored == (
+        "900 3600 tenant%20a%7Cb%2Cc k%201%7Cx r1900000000 k2 n"
+        "|5c2deda4249ea09c 1800000000,n,500,0,500 1800000100,a,0,,"
+    )
+    assert history.decode(stored) == keys
+    head, dates = stored.split("|")
     for bad in (
         "",
         "x",
         head,
-        f"{head}\t[]",
-        f"{head}\t" + dates.replace("5,", "-5,", 1),
-        f"{head}\t" + dates.replace('"a"', '"z"'),
-        head.replace('"next"', "1") + "\t" + dates,
-        head.replace("1,2", "1.5,2") + "\t" + dates,
-        f"{head}\t" + dates.replace("]]]", '],[1,"a",1,null,null]]]'),
+        f"{head}|",
+        f"{head}|5c2deda4249ea09c",
+        f"{head}|short 1,n,0,, 1,a,0,,",
+        f"{head}|" + dates.replace(",n,", ",z,"),
+        f"{head}|" + dates.replace("500,0", "-500,0"),
+        f"{head}|" + dates.replace("1800000100", "99999999999999999"),
+        head.replace(" n", " q") + "|" + dates,
+        head.replace("900", "9.5") + "|" + dates,
+        head.replace("tenant", "%FF") + "|" + dates,
+        f"{head} k3 a|{dates}",
     ):
         assert history.decode(bad) is None, bad

@@ -101,8 +101,9 @@ def read(connection: Connection, only: Collection[str] = ()) -> list[JwksStatus]
     with ThreadPoolExecutor(connection.workers) as pool:
         state = load(bucket, connection.prefix, pool)
     found = []
-    for key, stored in state.keys.items():
-        keys = history.decode(stored)
+    for key in state.objects:
+        stored = state.history(key)
+        keys = history.decode(stored) if stored else None
         if keys is None or (only and keys.instance not in only):
             continue
         ttl, lifetime = keys.cache_ttl, keys.token_lifetime

@@ -16,8 +16,15 @@ that saw it:
   Publish cannot see when a signer last used a key; the publish that made it inactive is
   the latest that can have been, if the signer follows the configuration.
 
-Stored per JWKS as two compact JSON arrays on one line, split by a tab: the manifest's part
-first, so that a publish compares it with the manifest without decoding anything.
+Stored after the JWKS's entry in the state index as one line of text (JSON inside a JSON
+string would escape every quote): the manifest's part first, so that a publish compares it
+with the manifest without decoding anything, then `|`, the JWKS's ETag and each kid's dates
+(seconds since the epoch; the later ones as seconds after `first`):
+
+    900 3600 tenant-a k1 a k2 n|5c2deda4249ea09c 1893456000,n,0,0, 1893542400,a,0,,
+
+Instance ids and kids are percent-encoded where they hold anything but letters, digits and
+`-._~`.
 """
 
 from __future__ import annotations
@@ -25,14 +32,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
-from .. import jsondoc
 from ..manifest import Entry
 from .state import short_etag
 
 ORIGINS = {"n": "new", "a": "added", "f": "found"}
 _LETTER = {v: k for k, v in ORIGINS.items()}
-_STATUSES = ("active", "next", "retired")
+STATUSES = {"a": "active", "n": "next", "r": "retired"}
+_STATUS_LETTER = {v: k for k, v in STATUSES.items()}
+_PLAIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,16 @@ def epoch(moment: dt.datetime) -> int:
     return int(moment.timestamp())
 
 
-def _head(instance: str, ttl: int, lifetime: int, kids: list[list[object]]) -> str:
-    return jsondoc.dumps_line([instance, ttl, lifetime, kids])
+def _text(value: str) -> str:
+    return quote(value, safe="") if value.strip(_PLAIN) or not value else value
+
+
+def _head(instance: str, ttl: int, lifetime: int, kids: list[tuple[str, str, int | None]]) -> str:
+    listed = "".join(
+        f" {_text(kid)} {_STATUS_LETTER[status]}{'' if until is None else until}"
+        for kid, status, until in kids
+    )
+    return f"{ttl} {lifetime} {_text(instance)}{listed}"
 
 
 def head_of(entry: Entry) -> str | None:
@@ -72,72 +89,87 @@ def head_of(entry: Entry) -> str | None:
     rotation = entry.rotation
     if rotation is None:
         return None
-    kids: list[list[object]] = [
-        [kid, status, epoch(t) if t else None]
+    kids = [
+        (kid, status, epoch(t) if t else None)
         for kid, status, t in zip(entry.kids, rotation.status, rotation.not_after, strict=True)
     ]
     return _head(entry.instance, rotation.cache_ttl, rotation.token_lifetime, kids)
 
 
+def _after(first: int, moment: int | None) -> str:
+    return "" if moment is None else str(moment - first)
+
+
 def encode(keys: Keys) -> str:
-    kids: list[list[object]] = [[k.kid, k.status, k.not_after] for k in keys.kids]
-    dates = [
-        [k.first, _LETTER[k.origin], k.since, k.active_from, k.active_until] for k in keys.kids
-    ]
-    head = _head(keys.instance, keys.cache_ttl, keys.token_lifetime, kids)
-    return f"{head}\t{jsondoc.dumps_line([keys.etag, dates])}"
+    head = _head(
+        keys.instance,
+        keys.cache_ttl,
+        keys.token_lifetime,
+        [(k.kid, k.status, k.not_after) for k in keys.kids],
+    )
+    dates = "".join(
+        f" {k.first},{_LETTER[k.origin]},{k.since - k.first},"
+        f"{_after(k.first, k.active_from)},{_after(k.first, k.active_until)}"
+        for k in keys.kids
+    )
+    return f"{head}|{keys.etag}{dates}"
 
 
-def unchanged(stored: str | None, head: str, etag: str) -> bool:
+def unchanged(stored: str, head: str, etag: str) -> bool:
     """Whether a stored record already says what this publish would record: the same
     manifest part, for the JWKS object with this ETag."""
-    return stored is not None and stored.startswith(f'{head}\t["{short_etag(etag)}",')
+    return stored.startswith(f"{head}|{short_etag(etag)}")
 
 
-def _seconds(value: object, optional: bool = False) -> bool:
-    if value is None:
-        return optional
-    return type(value) is int and 0 <= value < 2**53
+def _count(text: str, base: int = 0) -> int:
+    """Seconds as stored (decimal digits only, below 2**53), or ValueError."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 16):
+        raise ValueError(f"{text!r} is not a count of seconds")
+    value = base + int(text)
+    if value >= 2**53:
+        raise ValueError("too large")
+    return value
+
+
+def _maybe(text: str, base: int = 0) -> int | None:
+    return _count(text, base) if text else None
 
 
 def decode(text: str) -> Keys | None:
     """A stored record, or None if anything in it is malformed (it is input)."""
-    head, _, tail = text.partition("\t")
+    head, bar, tail = text.partition("|")
+    fields, dates = head.split(" "), tail.split(" ")
+    if not bar or len(fields) < 3 or len(fields) % 2 == 0 or len(dates) != len(fields) // 2:
+        return None
     try:
-        instance, ttl, lifetime, kids = jsondoc.loads(head)
-        etag, dates = jsondoc.loads(tail)
-        if not (
-            isinstance(instance, str)
-            and _seconds(ttl)
-            and _seconds(lifetime)
-            and isinstance(etag, str)
-            and isinstance(kids, list)
-            and isinstance(dates, list)
-            and len(kids) == len(dates)
-        ):
-            return None
+        ttl, lifetime = _count(fields[0]), _count(fields[1])
+        instance, etag = unquote(fields[2], errors="strict"), dates[0]
         found = []
-        for (kid, status, not_after), (first, origin, since, start, end) in zip(
-            kids, dates, strict=True
-        ):
-            if not (
-                isinstance(kid, str)
-                and status in _STATUSES
-                and origin in ORIGINS
-                and _seconds(not_after, True)
-                and all(_seconds(t) for t in (first, since))
-                and all(_seconds(t, True) for t in (start, end))
-            ):
-                return None
-            found.append(Kid(kid, status, not_after, first, ORIGINS[origin], since, start, end))
-    except (ValueError, TypeError):
+        for kid, state, date in zip(fields[3::2], fields[4::2], dates[1:], strict=True):
+            first_text, origin, since, start, end = date.split(",")
+            first = _count(first_text)
+            found.append(
+                Kid(
+                    unquote(kid, errors="strict"),
+                    STATUSES[state[:1]],
+                    _maybe(state[1:]),
+                    first,
+                    ORIGINS[origin],
+                    _count(since, first),
+                    _maybe(start, first),
+                    _maybe(end, first),
+                )
+            )
+    except (ValueError, KeyError, UnicodeDecodeError):
+        return None
+    if len(etag) != 16 or not instance:
         return None
     return Keys(instance, ttl, lifetime, etag, tuple(found))
 
 
-def kids_at(stored: str | None, etag: str) -> list[str] | None:
+def kids_at(stored: str, etag: str) -> list[str] | None:
     """The kids of the JWKS object with this ETag, if the record is about that object."""
-    keys = decode(stored) if stored is not None else None
+    keys = decode(stored) if stored else None
     if keys is None or keys.etag != short_etag(etag):
         return None
     return [k.kid for k in keys.kids]

@@ -215,19 +215,19 @@ def _remote(
     remote: dict[str, Remote] = {}
     to_head = []
     for key, listed in listing.items():
-        known = state.record(key)
-        if known and known.trusted(listed.etag, listed.modified):
+        known = state.trusted(key, listed.etag, listed.modified)
+        if known:
             entry = wanted.get(key)  # the index keeps shortened hashes: the full ones they match
             remote[key] = Remote(
                 key,
                 listed.etag,
                 listed.size,
-                expand(known.fingerprint, fingerprint(entry, acl) if entry else None),
-                expand(known.sha256, entry.sha256 if entry else None),
+                expand(known[0], fingerprint(entry, acl) if entry else None),
+                expand(known[1], entry.sha256 if entry else None),
                 True,
                 listed.modified,
             )
-        elif key in wanted or known is not None or delete:
+        elif key in wanted or key in state.objects or delete:
             to_head.append(key)
         else:
             remote[key] = Remote(key, listed.etag, listed.size, modified=listed.modified)
@@ -272,7 +272,7 @@ def _old_kids(
     known = {
         k: kids
         for k in wanted
-        if (kids := history.kids_at(state.keys.get(k), remote[k].etag)) is not None
+        if (kids := history.kids_at(state.history(k), remote[k].etag)) is not None
     }
     unknown = [k for k in wanted if k not in known]
 
@@ -382,13 +382,11 @@ def _has_work(options: Options, result: Result, remote: dict[str, Remote], state
 
 def _keys_to_record(plan: Plan, remote: dict[str, Remote], state: State) -> bool:
     """Whether the kids' history (publish/history.py) is missing or out of date for a JWKS
-    this publish leaves unchanged, or names an object that is gone."""
-    if any(key not in remote for key in state.keys):
-        return True
+    this publish leaves unchanged."""
     for action in plan.of(UNCHANGED):
         entry = action.entry
         head = history.head_of(entry) if entry and entry.kind == KIND_JWKS else None
-        stored = state.keys.get(action.key)
+        stored = state.history(action.key)
         if head is not None and not history.unchanged(stored, head, remote[action.key].etag):
             return True
     return False
@@ -457,15 +455,15 @@ def _record_keys(
         after = remote[key].etag if action.op == UNCHANGED else uploaded.get(key)
         if entry is None or head is None or after is None:
             continue
-        stored = state.keys.get(key)
-        if history.unchanged(stored, head, after):
+        stored, record = state.history(key), new.record(key)
+        if record is None or history.unchanged(stored, head, after):
             continue
         before = remote[key].etag if key in remote else None
         added = plan.kid_changes.get(key.removeprefix(options.prefix), ([], []))[0]
         there = entry.kids if action.op == UNCHANGED else [k for k in entry.kids if k not in added]
-        old = history.decode(stored) if stored is not None else None
+        old = history.decode(stored) if stored else None
         keys = history.record(old, entry, before, after, there, now)
-        new.keys[key] = history.encode(keys)
+        new.put(key, record, history.encode(keys))
 
 
 def _execute(
@@ -481,8 +479,7 @@ def _execute(
     state_key = prefix + STATE_NAME
     new = state.copy()
     new.format = FORMAT
-    new.objects = {k: r.packed() for k, r in _records(remote).items()}
-    new.keys = {k: v for k, v in state.keys.items() if k in remote}
+    new.objects = {k: r.packed() + state.history(k) for k, r in _records(remote).items()}
     uploaded: dict[str, str] = {}
 
     def upload(action: Action) -> str:
@@ -513,14 +510,12 @@ def _execute(
                     entry = action.entry
                     result.puts += 1
                     result.uploaded_bytes += entry.size
-                    new.objects[action.key] = Record.of(
-                        fingerprint(entry, acl), entry.sha256, etag, None
-                    ).packed()
+                    written = Record.of(fingerprint(entry, acl), entry.sha256, etag, None)
+                    new.put(action.key, written)
                     uploaded[action.key] = etag
                 else:
                     result.deletes += 1
                     new.objects.pop(action.key, None)
-                    new.keys.pop(action.key, None)
             if failures:
                 result.failures = sorted(failures)
                 skipped = len(plan.changes) - len(changed) - len(failures)
@@ -560,7 +555,7 @@ def _learn_modified(
             record = new.record(key)
             settled = _settled(listed.modified)
             if key in written and record is not None and record.same_etag(listed.etag) and settled:
-                new.objects[key] = record.settled(settled).packed()
+                new.put(key, record.settled(settled), new.history(key))
 
 
 def _invalidate(

@@ -35,7 +35,7 @@ import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import jsondoc
 from ..errors import PublishError
@@ -50,8 +50,8 @@ FORMAT = 3
 INLINE = 16_384  # entries kept in state.json itself
 PER_SHARD = 8_192  # entries a shard is sized for
 MAX_SHARDS = 1 << 16
-UNKNOWN = "-" * 16  # LastModified not seen yet (after our own PUT): never trusted
-_SIZE = 68
+UNKNOWN = "-" * 25  # LastModified not seen yet (after our own PUT): never trusted
+_SIZE = 77  # 16 of the ETag, 25 of LastModified, 24 of the fingerprint, 12 of the SHA-256
 
 
 def short_etag(etag: str) -> str:
@@ -63,19 +63,19 @@ def short_etag(etag: str) -> str:
 
 
 def _modified(modified: str | None) -> str:
-    """16 characters that stand for a LastModified: its digits when it has the usual form
-    (`2026-01-05T12:34:56+00:00`), else a hash of it."""
+    """25 characters that stand for a LastModified: itself in its usual form
+    (`2026-01-05T12:34:56+00:00`, kept as it is: compared once per object, millions of
+    times), else a hash of it."""
     if modified is None:
         return UNKNOWN
-    if len(modified) == 25 and modified.endswith("+00:00"):
-        m = modified
-        return f"{m[0:4]}{m[5:7]}{m[8:10]}{m[11:13]}{m[14:16]}{m[17:19]}+0"
-    return "h" + hashlib.sha256(modified.encode()).hexdigest()[:15]
+    if len(modified) == 25:
+        return modified
+    return "h" + hashlib.sha256(modified.encode()).hexdigest()[:24]
 
 
-@dataclass(frozen=True)
-class Record:
-    """What the index knows of one object, in its stored (shortened) form."""
+class Record(NamedTuple):
+    """What the index knows of one object, in its stored (shortened) form. (A tuple: publish
+    makes one per object, millions at scale.)"""
 
     fingerprint: str  # first 24 hex digits
     sha256: str  # first 12 hex digits
@@ -86,14 +86,6 @@ class Record:
     def of(cls, fingerprint: str, sha256: str, etag: str, modified: str | None) -> Record:
         return cls(fingerprint[:24], sha256[:12], short_etag(etag), _modified(modified))
 
-    def trusted(self, etag: str, modified: str) -> bool:
-        """Whether the object, as the listing shows it now, is the one recorded."""
-        return (
-            self.modified != UNKNOWN
-            and self.etag == short_etag(etag)
-            and self.modified == _modified(modified)
-        )
-
     def same_etag(self, etag: str) -> bool:
         return self.etag == short_etag(etag)
 
@@ -102,14 +94,14 @@ class Record:
 
     def same_but_modified(self, packed: str) -> bool:
         """Equal to a stored entry but perhaps for LastModified."""
-        return self.etag == packed[:16] and f"{self.fingerprint}{self.sha256}" == packed[32:]
+        return self.etag == packed[:16] and f"{self.fingerprint}{self.sha256}" == packed[41:_SIZE]
 
     def packed(self) -> str:
         return f"{self.etag}{self.modified}{self.fingerprint}{self.sha256}"
 
     @classmethod
     def unpack(cls, text: str) -> Record:
-        return cls(text[32:56], text[56:], text[:16], text[16:32])
+        return cls(text[41:65], text[65:_SIZE], text[:16], text[16:41])
 
 
 def expand(short: str, full: str | None) -> str:
@@ -118,21 +110,13 @@ def expand(short: str, full: str | None) -> str:
     return full if full is not None and full.startswith(short) else short
 
 
-def _packed_ok(value: object) -> bool:
-    return type(value) is str and len(value) == _SIZE and value.isascii()
-
-
-def _keys_ok(value: object) -> bool:
-    return type(value) is str and 0 < len(value) <= 1 << 20
-
-
 @dataclass
 class State:
-    """The index as read (or as last written by this run). `objects` and `keys` hold the
-    stored strings, by full object key; decode with `record()` and history.decode()."""
+    """The index as read (or as last written by this run). `objects` holds the stored
+    strings by full object key: the entry's 77 characters, then for a JWKS its kids'
+    history (publish/history.py). Decode with `record()` and `history()`."""
 
     objects: dict[str, str] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)  # JWKS key -> its kids (history.py)
     # distribution id -> URL paths whose invalidation has not succeeded yet
     pending: dict[str, list[str]] = field(default_factory=dict)
     etag: str = ""  # of state.json as read; "" when there was none (If-None-Match: *)
@@ -144,10 +128,24 @@ class State:
         found = self.objects.get(key)
         return Record.unpack(found) if found is not None else None
 
+    def trusted(self, key: str, etag: str, modified: str) -> tuple[str, str] | None:
+        """The recorded (shortened) fingerprint and SHA-256 of an object, if the listing
+        shows it as it was recorded: the same ETag and LastModified."""
+        found = self.objects.get(key)
+        if found is None or found[16:41] != _modified(modified) or found[:16] != short_etag(etag):
+            return None
+        return found[41:65], found[65:_SIZE]
+
+    def history(self, key: str) -> str:
+        """A JWKS's kids as stored ("" when there are none)."""
+        return self.objects.get(key, "")[_SIZE:]
+
+    def put(self, key: str, record: Record, history: str = "") -> None:
+        self.objects[key] = record.packed() + history
+
     def copy(self) -> State:
         return State(
             dict(self.objects),
-            dict(self.keys),
             {d: list(p) for d, p in self.pending.items()},
             self.etag,
             self.shards,
@@ -158,7 +156,6 @@ class State:
     def same(self, other: State) -> bool:
         return (
             self.objects == other.objects
-            and self.keys == other.keys
             and self.pending == other.pending
             and self.format == other.format
         )
@@ -210,20 +207,13 @@ def _old_record(raw: object) -> str | None:
     return Record.of(fingerprint, sha256, etag, _text(raw.get("modified"))).packed()
 
 
-def _entries(
-    raw: object, prefix: str, good: Any, shard: tuple[int, int] | None = None
-) -> dict[str, str]:
-    """The well-formed entries of a section, by full key; with `shard` (index, count), only
-    those that belong in that shard."""
+def _entries(raw: object, prefix: str) -> dict[str, str]:
+    """The well-formed entries, by full key. (An entry in the wrong shard does no harm: each
+    is trusted only while the listing agrees with it, and the next write of its own shard
+    puts it right.)"""
     if not isinstance(raw, dict):
         return {}
-    if all(type(k) is str and good(v) for k, v in raw.items()) and shard is None:
-        return {prefix + k: v for k, v in raw.items()} if prefix else raw
-    return {
-        prefix + k: v
-        for k, v in raw.items()
-        if type(k) is str and good(v) and (shard is None or shard_of(k, shard[1]) == shard[0])
-    }
+    return {prefix + k: v for k, v in raw.items() if type(v) is str and len(v) >= _SIZE}
 
 
 def _parse_root(data: bytes, etag: str, key: str, prefix: str) -> State:
@@ -249,12 +239,11 @@ def _parse_root(data: bytes, etag: str, key: str, prefix: str) -> State:
         return state
     state.shards = shards
     if shards == 0:
-        state.objects = _entries(raw.get("objects"), prefix, _packed_ok)
-        state.keys = _entries(raw.get("keys"), prefix, _keys_ok)
+        state.objects = _entries(raw.get("objects"), prefix)
     return state
 
 
-def _parse_shard(data: bytes, key: str, index: int, shards: int) -> tuple[Any, Any]:
+def _parse_shard(data: bytes, key: str, index: int, shards: int) -> Any:
     try:
         raw = jsondoc.loads(data)
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
@@ -263,8 +252,8 @@ def _parse_shard(data: bytes, key: str, index: int, shards: int) -> tuple[Any, A
             raise ValueError("another shard's")
     except ValueError as e:
         log.warning("%s is unreadable (%s); checking its objects' metadata instead", key, e)
-        return {}, {}
-    return raw.get("objects"), raw.get("keys")
+        return {}
+    return raw.get("objects")
 
 
 def load(bucket: Bucket, prefix: str, pool: ThreadPoolExecutor) -> State:
@@ -280,24 +269,18 @@ def load(bucket: Bucket, prefix: str, pool: ThreadPoolExecutor) -> State:
     state.shard_etags = {k: v.etag for k, v in listed.items()}
     names = [shard_name(prefix, state.shards, i) for i in range(state.shards)]
 
-    def read(index: int) -> tuple[dict[str, str], dict[str, str], str | None]:
+    def read(index: int) -> tuple[dict[str, str], str | None]:
         name = names[index]
         if name not in listed:
-            return {}, {}, None
+            return {}, None
         got = bucket.get(name)
         if got is None:
-            return {}, {}, None
-        objects, keys = _parse_shard(got[0], name, index, state.shards)
-        where = (index, state.shards)
-        return (
-            _entries(objects, prefix, _packed_ok, where),
-            _entries(keys, prefix, _keys_ok, where),
-            got[1],
-        )
+            return {}, None
+        objects = _parse_shard(got[0], name, index, state.shards)
+        return _entries(objects, prefix), got[1]
 
-    for index, (objects, keys, etag) in enumerate(pool.map(read, range(state.shards))):
+    for index, (objects, etag) in enumerate(pool.map(read, range(state.shards))):
         state.objects.update(objects)
-        state.keys.update(keys)
         if etag is not None:
             state.shard_etags[names[index]] = etag
     return state
@@ -315,24 +298,18 @@ def _relative(section: Mapping[str, str], prefix: str) -> dict[str, str]:
 def _changed_shards(old: State, new: State, prefix: str, shards: int) -> set[int]:
     if shards != old.shards or old.format != FORMAT:
         return set(range(shards))
-    dirty: set[str] = set()
-    for mine, theirs in ((new.objects, old.objects), (new.keys, old.keys)):
-        dirty.update(k for k, v in mine.items() if theirs.get(k) != v)
-        dirty.update(k for k in theirs if k not in mine)
+    dirty = {k for k, _ in new.objects.items() ^ old.objects.items()}
     return {shard_of(k[len(prefix) :], shards) for k in dirty}
 
 
-def _split(
-    new: State, prefix: str, shards: int, wanted: set[int]
-) -> dict[int, tuple[dict[str, str], dict[str, str]]]:
-    parts: dict[int, tuple[dict[str, str], dict[str, str]]] = {i: ({}, {}) for i in wanted}
-    for which, section in enumerate((new.objects, new.keys)):
-        for key, value in section.items():
-            relative = key[len(prefix) :]
-            part = parts.get(shard_of(relative, shards))
-            if part is not None:
-                part[which][relative] = value
-    return {i: (dict(sorted(o.items())), dict(sorted(k.items()))) for i, (o, k) in parts.items()}
+def _split(new: State, prefix: str, shards: int, wanted: set[int]) -> dict[int, dict[str, str]]:
+    parts: dict[int, dict[str, str]] = {i: {} for i in wanted}
+    for key, value in new.objects.items():
+        relative = key[len(prefix) :]
+        part = parts.get(shard_of(relative, shards))
+        if part is not None:
+            part[relative] = value
+    return {i: dict(sorted(part.items())) for i, part in parts.items()}
 
 
 def _write(bucket: Bucket, key: str, body: dict[str, Any], if_match: str) -> str:
@@ -350,8 +327,7 @@ def save(bucket: Bucket, prefix: str, old: State, new: State) -> int:
     describes what is in the bucket. Returns the number of objects written."""
     if new.same(old):
         return 0
-    entries = len(new.objects) + len(new.keys)
-    shards = shard_count(entries, old.shards if old.format == FORMAT else 0)
+    shards = shard_count(len(new.objects), old.shards if old.format == FORMAT else 0)
     written = 0
     etags = dict(old.shard_etags)
     if shards and shards != old.shards:  # a new shard set: what is already there?
@@ -361,8 +337,7 @@ def save(bucket: Bucket, prefix: str, old: State, new: State) -> int:
 
         def put(index: int) -> tuple[str, str]:
             name = shard_name(prefix, shards, index)
-            objects, keys = parts[index]
-            body = {"format": FORMAT, "shard": [index, shards], "objects": objects, "keys": keys}
+            body = {"format": FORMAT, "shard": [index, shards], "objects": parts[index]}
             return name, _write(bucket, name, body, etags.get(name, ""))
 
         with ThreadPoolExecutor(max(1, min(16, len(parts)))) as pool:
@@ -372,7 +347,6 @@ def save(bucket: Bucket, prefix: str, old: State, new: State) -> int:
     root: dict[str, Any] = {"format": FORMAT, "shards": shards}
     if not shards:
         root["objects"] = _relative(new.objects, prefix)
-        root["keys"] = _relative(new.keys, prefix)
     root["pending_invalidations"] = {d: sorted(p) for d, p in sorted(new.pending.items()) if p}
     if shards == 0 or shards != old.shards or new.pending != old.pending or old.format != FORMAT:
         old.etag = _write(bucket, prefix + STATE_NAME, root, old.etag)
@@ -383,7 +357,7 @@ def save(bucket: Bucket, prefix: str, old: State, new: State) -> int:
             bucket.delete(name, if_match=etags.pop(name))
         except PublishError as e:
             log.warning("could not remove %s, an unused shard of the state index: %s", name, e)
-    old.objects, old.keys = dict(new.objects), dict(new.keys)
+    old.objects = dict(new.objects)
     old.pending = {d: list(p) for d, p in new.pending.items()}
     old.shards, old.shard_etags, old.format = shards, etags, FORMAT
     return written
