@@ -132,7 +132,9 @@ class State:
         """The recorded (shortened) fingerprint and SHA-256 of an object, if the listing
         shows it as it was recorded: the same ETag and LastModified."""
         found = self.objects.get(key)
-        if found is None or found[16:41] != _modified(modified) or found[:16] != short_etag(etag):
+        if found is None or found[16:41] != _modified(modified) or found[16] == "-":
+            return None
+        if found[:16] != short_etag(etag):
             return None
         return found[41:65], found[65:_SIZE]
 
