@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: install render test lint typecheck pytest bench bench-100k golden schema clean
+.PHONY: install render test lint typecheck pytest bench bench-100k bench-state golden schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(TSTAMP)
 # Render only, at fleet scale (minutes; the fixture is generated once into .bench/).
 bench-100k: $(TSTAMP)
 	BENCH_INSTANCES=100000 BENCH_REPEAT=1 BENCH_ONLY=render $(PY) bench/run.py
+
+# The state index at 2,000,000 objects (a few minutes, several GB of memory).
+bench-state: $(TSTAMP)
+	$(PY) bench/state_index.py
 
 schema: $(STAMP)
 	$(VENV)/bin/wellknown-build schema > wellknown_build/instances.schema.json

@@ -301,5 +301,13 @@ def test_records_compare_and_expand() -> None:
     assert state.expand(fingerprint[:24], fingerprint) == fingerprint
     assert state.expand(fingerprint[:24], "e" * 64) == fingerprint[:24]
     # an odd ETag or LastModified is hashed to the same width
-    odd = Record.of(fingerprint, sha256, "W/abc", "2026-01-05T12:34:56.5+00:00")
-    assert len(odd.packed()) == 77 and odd.etag.startswith("h")
+    odd = Record.of(fingerprint, sha256, "W/abc", "2026-01-05T12:34:56.500000+00:00")
+    assert len(odd.packed()) == 77 and odd.etag.startswith("h") and odd.modified.startswith("h")
+    found = state.State({"k": odd.packed()}).trusted(
+        "k", "W/abc", "2026-01-05T12:34:56.500000+00:00"
+    )
+    assert found == (fingerprint[:24], "a" * 12)  # MinIO's milliseconds: trusted all the same
+    assert (
+        state.State({"k": odd.packed()}).trusted("k", "W/abc", "2026-01-05T12:34:56.6+00:00")
+        is None
+    )

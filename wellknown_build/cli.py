@@ -460,6 +460,8 @@ def publish(
 @click.option(
     "--now",
     callback=_instant,
+    envvar="WELLKNOWN_NOW",
+    show_envvar=True,
     metavar="ISO8601",
     help="The instant 'safe since' and 'safe from' are reckoned at (default: now).",
 )

@@ -45,7 +45,7 @@ from .s3 import (
     Head,
     Listed,
 )
-from .state import FOLDER, FORMAT, STATE_NAME, UNKNOWN, Record, State, expand
+from .state import FOLDER, STATE_NAME, UNKNOWN, Record, State, expand
 from .state import load as load_state
 from .state import save as save_state
 
@@ -372,9 +372,9 @@ def _has_work(options: Options, result: Result, remote: dict[str, Remote], state
     looked at (HEAD) until the next publish with work records them."""
     if result.plan.changes or options.distribution_id in state.pending:
         return True
-    ours, recorded = _records(remote), state.objects
+    ours, recorded = _looked_at(remote), state.objects
     return (
-        ours.keys() != recorded.keys()
+        _owned(remote) != recorded.keys()
         or any(not record.same_but_modified(recorded[key]) for key, record in ours.items())
         or _keys_to_record(result.plan, remote, state)
     )
@@ -425,11 +425,18 @@ def _prepare(
     return result, remote, state
 
 
-def _records(remote: dict[str, Remote]) -> dict[str, Record]:
+def _owned(remote: dict[str, Remote]) -> set[str]:
+    """The objects the index should have an entry for."""
+    return {key for key, r in remote.items() if r.owned and r.fingerprint}
+
+
+def _looked_at(remote: dict[str, Remote]) -> dict[str, Record]:
+    """Entries for our objects known from their own headers (HEAD) rather than the index:
+    those an index entry trusted are what the index already says."""
     return {
         key: Record.of(r.fingerprint, r.sha256 or "", r.etag, r.modified or None)
         for key, r in remote.items()
-        if r.owned and r.fingerprint
+        if r.owned and r.fingerprint and r.verified
     }
 
 
@@ -478,8 +485,11 @@ def _execute(
     acl, prefix, plan = options.acl, options.prefix, result.plan
     state_key = prefix + STATE_NAME
     new = state.copy()
-    new.format = FORMAT
-    new.objects = {k: r.packed() + state.history(k) for k, r in _records(remote).items()}
+    for key in state.objects.keys() - _owned(remote):
+        new.drop(key)
+    for key, record in _looked_at(remote).items():
+        if record.packed() != state.objects.get(key, "")[: len(record.packed())]:
+            new.put(key, record, state.history(key))
     uploaded: dict[str, str] = {}
 
     def upload(action: Action) -> str:
@@ -515,7 +525,7 @@ def _execute(
                     uploaded[action.key] = etag
                 else:
                     result.deletes += 1
-                    new.objects.pop(action.key, None)
+                    new.drop(action.key)
             if failures:
                 result.failures = sorted(failures)
                 skipped = len(plan.changes) - len(changed) - len(failures)

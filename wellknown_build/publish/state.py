@@ -114,7 +114,8 @@ def expand(short: str, full: str | None) -> str:
 class State:
     """The index as read (or as last written by this run). `objects` holds the stored
     strings by full object key: the entry's 77 characters, then for a JWKS its kids'
-    history (publish/history.py). Decode with `record()` and `history()`."""
+    history (publish/history.py). Decode with `record()` and `history()`; change it with
+    `put()` and `drop()`, which note what to write."""
 
     objects: dict[str, str] = field(default_factory=dict)
     # distribution id -> URL paths whose invalidation has not succeeded yet
@@ -123,6 +124,10 @@ class State:
     shards: int = 0
     shard_etags: dict[str, str] = field(default_factory=dict)  # every object under state/
     format: int = FORMAT
+    # the keys in each shard as read or written, so that a write of one shard need not sort
+    # millions of keys into shards again; None when unknown
+    members: list[list[str]] | None = field(default=None, compare=False, repr=False)
+    touched: set[str] = field(default_factory=set, compare=False, repr=False)
 
     def record(self, key: str) -> Record | None:
         found = self.objects.get(key)
@@ -132,9 +137,11 @@ class State:
         """The recorded (shortened) fingerprint and SHA-256 of an object, if the listing
         shows it as it was recorded: the same ETag and LastModified."""
         found = self.objects.get(key)
-        if found is None or found[16:41] != _modified(modified) or found[16] == "-":
+        if found is None or found[16:41] != (
+            modified if len(modified) == 25 else _modified(modified)
+        ):
             return None
-        if found[:16] != short_etag(etag):
+        if found[:16] != (etag[1:17] if len(etag) == 34 else short_etag(etag)):
             return None
         return found[41:65], found[65:_SIZE]
 
@@ -144,8 +151,14 @@ class State:
 
     def put(self, key: str, record: Record, history: str = "") -> None:
         self.objects[key] = record.packed() + history
+        self.touched.add(key)
+
+    def drop(self, key: str) -> None:
+        if self.objects.pop(key, None) is not None:
+            self.touched.add(key)
 
     def copy(self) -> State:
+        """To change and then save over this one."""
         return State(
             dict(self.objects),
             {d: list(p) for d, p in self.pending.items()},
@@ -153,13 +166,6 @@ class State:
             self.shards,
             dict(self.shard_etags),
             self.format,
-        )
-
-    def same(self, other: State) -> bool:
-        return (
-            self.objects == other.objects
-            and self.pending == other.pending
-            and self.format == other.format
         )
 
 
@@ -210,12 +216,14 @@ def _old_record(raw: object) -> str | None:
 
 
 def _entries(raw: object, prefix: str) -> dict[str, str]:
-    """The well-formed entries, by full key. (An entry in the wrong shard does no harm: each
-    is trusted only while the listing agrees with it, and the next write of its own shard
-    puts it right.)"""
+    """The entries, by full key; any that is not a string is dropped. (Each is read by
+    slicing, so a short or garbled one is simply never trusted; one in the wrong shard does no
+    harm either: the next write of its own shard puts it right.)"""
     if not isinstance(raw, dict):
         return {}
-    return {prefix + k: v for k, v in raw.items() if type(v) is str and len(v) >= _SIZE}
+    if not all(type(v) is str for v in raw.values()):
+        raw = {k: v for k, v in raw.items() if type(v) is str}
+    return {prefix + k: v for k, v in raw.items()} if prefix else raw
 
 
 def _parse_root(data: bytes, etag: str, key: str, prefix: str) -> State:
@@ -281,8 +289,10 @@ def load(bucket: Bucket, prefix: str, pool: ThreadPoolExecutor) -> State:
         objects = _parse_shard(got[0], name, index, state.shards)
         return _entries(objects, prefix), got[1]
 
+    state.members = []
     for index, (objects, etag) in enumerate(pool.map(read, range(state.shards))):
         state.objects.update(objects)
+        state.members.append(list(objects))
         if etag is not None:
             state.shard_etags[names[index]] = etag
     return state
@@ -297,21 +307,29 @@ def _relative(section: Mapping[str, str], prefix: str) -> dict[str, str]:
     return {k[len(prefix) :]: v for k, v in sorted(section.items()) if k.startswith(prefix)}
 
 
-def _changed_shards(old: State, new: State, prefix: str, shards: int) -> set[int]:
-    if shards != old.shards or old.format != FORMAT:
-        return set(range(shards))
-    dirty = {k for k, _ in new.objects.items() ^ old.objects.items()}
-    return {shard_of(k[len(prefix) :], shards) for k in dirty}
-
-
-def _split(new: State, prefix: str, shards: int, wanted: set[int]) -> dict[int, dict[str, str]]:
-    parts: dict[int, dict[str, str]] = {i: {} for i in wanted}
-    for key, value in new.objects.items():
-        relative = key[len(prefix) :]
-        part = parts.get(shard_of(relative, shards))
-        if part is not None:
-            part[relative] = value
-    return {i: dict(sorted(part.items())) for i, part in parts.items()}
+def _parts(
+    old: State, new: State, changed: set[str], prefix: str, shards: int
+) -> tuple[dict[int, dict[str, str]], list[list[str]]]:
+    """The shards to write with their entries, and every shard's keys afterwards. With the
+    same shard count as before only the shards of changed keys; else all of them."""
+    cut = len(prefix)
+    if shards == old.shards and old.format == FORMAT and old.members is not None:
+        members = list(old.members)
+        routed: dict[int, list[str]] = {}
+        for key in changed:
+            routed.setdefault(shard_of(key[cut:], shards), []).append(key)
+        wanted = {i: [*members[i], *routed[i]] for i in routed}
+    else:
+        members = [[] for _ in range(shards)]
+        for key in new.objects:
+            members[shard_of(key[cut:], shards)].append(key)
+        wanted = dict(enumerate(members))
+    parts = {}
+    for index, keys in wanted.items():
+        present = sorted({k for k in keys if k in new.objects})
+        members[index] = present
+        parts[index] = {k[cut:]: new.objects[k] for k in present}
+    return parts, members
 
 
 def _write(bucket: Bucket, key: str, body: dict[str, Any], if_match: str) -> str:
@@ -327,15 +345,18 @@ def save(bucket: Bucket, prefix: str, old: State, new: State) -> int:
     """Write what changed between `old` (as read, or as last written) and `new`: the changed
     shards first, then `state.json`; each conditional on the ETag this run saw. `old` then
     describes what is in the bucket. Returns the number of objects written."""
-    if new.same(old):
+    changed = {k for k in new.touched if old.objects.get(k) != new.objects.get(k)}
+    new.touched.clear()
+    if not changed and new.pending == old.pending and old.format == FORMAT:
         return 0
     shards = shard_count(len(new.objects), old.shards if old.format == FORMAT else 0)
+    members: list[list[str]] | None = None
     written = 0
     etags = dict(old.shard_etags)
     if shards and shards != old.shards:  # a new shard set: what is already there?
         etags = {k: v.etag for k, v in bucket.objects(prefix + SHARD_FOLDER).items()}
     if shards:
-        parts = _split(new, prefix, shards, _changed_shards(old, new, prefix, shards))
+        parts, members = _parts(old, new, changed, prefix, shards)
 
         def put(index: int) -> tuple[str, str]:
             name = shard_name(prefix, shards, index)
@@ -361,5 +382,5 @@ def save(bucket: Bucket, prefix: str, old: State, new: State) -> int:
             log.warning("could not remove %s, an unused shard of the state index: %s", name, e)
     old.objects = dict(new.objects)
     old.pending = {d: list(p) for d, p in new.pending.items()}
-    old.shards, old.shard_etags, old.format = shards, etags, FORMAT
+    old.shards, old.shard_etags, old.format, old.members = shards, etags, FORMAT, members
     return written
