@@ -137,9 +137,9 @@ class State:
         """The recorded (shortened) fingerprint and SHA-256 of an object, if the listing
         shows it as it was recorded: the same ETag and LastModified."""
         found = self.objects.get(key)
-        if found is None or found[16:41] != (
-            modified if len(modified) == 25 else _modified(modified)
-        ):
+        if found is None or found[16:17] == "-":  # LastModified not recorded yet
+            return None
+        if found[16:41] != (modified if len(modified) == 25 else _modified(modified)):
             return None
         if found[:16] != (etag[1:17] if len(etag) == 34 else short_etag(etag)):
             return None
