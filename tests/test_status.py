@@ -385,6 +385,7 @@ def test_history_round_trip_and_malformed_records() -> None:
         f"{head}|" + dates.replace(",n,", ",z,"),
         f"{head}|" + dates.replace("500,0", "-500,0"),
         f"{head}|" + dates.replace("1800000100", "99999999999999999"),
+        f"{head}|" + dates.replace("1800000100", "253402300800"),  # past the year 9999
         head.replace(" n", " q") + "|" + dates,
         head.replace("900", "9.5") + "|" + dates,
         head.replace("tenant", "%FF") + "|" + dates,

@@ -21,7 +21,7 @@ from ..lifecycle import Live
 from ..publish import history
 from ..publish.s3 import Bucket
 from ..publish.state import load
-from ..timing import describe, iso
+from ..timing import after, describe, iso
 
 
 @dataclass(frozen=True)
@@ -57,34 +57,39 @@ class JwksStatus:
     keys: tuple[KeyStatus, ...]
 
 
-def _at(seconds: int | None) -> dt.datetime | None:
-    if seconds is None:
-        return None
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _at(seconds: int) -> dt.datetime:
+    return after(_EPOCH, seconds)  # (fromtimestamp fails past 3000 on Windows)
+
+
+def _maybe(seconds: int | None) -> dt.datetime | None:
+    return _at(seconds) if seconds is not None else None
 
 
 def _key_status(kid: history.Kid, ttl: int, lifetime: int) -> KeyStatus:
-    first = kid.first
-    sign = None if kid.status == "retired" else first if kid.origin == "new" else first + ttl
+    first = _at(kid.first)
+    sign = None if kid.status == "retired" else first if kid.origin == "new" else after(first, ttl)
     if kid.status == "active":
         drop = None
     elif kid.active_until is not None:
-        drop = kid.active_until + lifetime + ttl
+        drop = after(_at(kid.active_until), lifetime + ttl)
     elif kid.status == "next":
         drop = first
     else:  # retired and never seen active: it stopped signing by the time it was seen retired
-        drop = kid.since + lifetime + ttl
+        drop = after(_at(kid.since), lifetime + ttl)
     return KeyStatus(
         kid.kid,
         kid.status,
         kid.origin,
-        _at(first) or dt.datetime.min,
-        _at(kid.since) or dt.datetime.min,
-        _at(kid.active_from),
-        _at(kid.active_until),
-        _at(kid.not_after),
-        _at(sign),
-        _at(drop),
+        first,
+        _at(kid.since),
+        _maybe(kid.active_from),
+        _maybe(kid.active_until),
+        _maybe(kid.not_after),
+        sign,
+        drop,
     )
 
 

@@ -121,13 +121,16 @@ def unchanged(stored: str, head: str, etag: str) -> bool:
     return stored.startswith(f"{head}|{short_etag(etag)}")
 
 
+_LAST = 253402300799  # 9999-12-31T23:59:59Z: what a datetime can hold
+
+
 def _count(text: str, base: int = 0) -> int:
-    """Seconds as stored (decimal digits only, below 2**53), or ValueError."""
+    """Seconds as stored (decimal digits, up to the year 9999), or ValueError."""
     if not (text.isascii() and text.isdigit() and len(text) <= 16):
         raise ValueError(f"{text!r} is not a count of seconds")
     value = base + int(text)
-    if value >= 2**53:
-        raise ValueError("too large")
+    if value > _LAST:
+        raise ValueError("past the year 9999")
     return value
 
 
