@@ -290,9 +290,10 @@ def load(bucket: Bucket, prefix: str, pool: ThreadPoolExecutor) -> State:
         return _entries(objects, prefix), got[1]
 
     state.members = []
+    cut = len(prefix)
     for index, (objects, etag) in enumerate(pool.map(read, range(state.shards))):
         state.objects.update(objects)
-        state.members.append(list(objects))
+        state.members.append([k[cut:] for k in objects] if cut else list(objects))
         if etag is not None:
             state.shard_etags[names[index]] = etag
     return state
@@ -307,28 +308,34 @@ def _relative(section: Mapping[str, str], prefix: str) -> dict[str, str]:
     return {k[len(prefix) :]: v for k, v in sorted(section.items()) if k.startswith(prefix)}
 
 
-def _parts(
+def _all_parts(
+    new: State, prefix: str, shards: int
+) -> tuple[dict[int, dict[str, str]], list[list[str]]]:
+    """Every shard with its entries (a first write, a new shard count), and their keys. (In
+    no particular order: sorting 2,000,000 keys took longer than the rest.)"""
+    cut, mask = len(prefix), shards - 1
+    split: list[dict[str, str]] = [{} for _ in range(shards)]
+    crc32 = zlib.crc32
+    for key, value in new.objects.items():
+        relative = key[cut:]
+        split[crc32(relative.encode()) & mask][relative] = value
+    return dict(enumerate(split)), [list(part) for part in split]
+
+
+def _changed_parts(
     old: State, new: State, changed: set[str], prefix: str, shards: int
 ) -> tuple[dict[int, dict[str, str]], list[list[str]]]:
-    """The shards to write with their entries, and every shard's keys afterwards. With the
-    same shard count as before only the shards of changed keys; else all of them."""
-    cut = len(prefix)
-    if shards == old.shards and old.format == FORMAT and old.members is not None:
-        members = list(old.members)
-        routed: dict[int, list[str]] = {}
-        for key in changed:
-            routed.setdefault(shard_of(key[cut:], shards), []).append(key)
-        wanted = {i: [*members[i], *routed[i]] for i in routed}
-    else:
-        members = [[] for _ in range(shards)]
-        for key in new.objects:
-            members[shard_of(key[cut:], shards)].append(key)
-        wanted = dict(enumerate(members))
+    """The shards of the changed keys with their entries, and every shard's keys."""
+    assert old.members is not None
+    cut, members = len(prefix), list(old.members)
+    routed: dict[int, list[str]] = {}
+    for key in changed:
+        routed.setdefault(shard_of(key[cut:], shards), []).append(key[cut:])
     parts = {}
-    for index, keys in wanted.items():
-        present = sorted({k for k in keys if k in new.objects})
-        members[index] = present
-        parts[index] = {k[cut:]: new.objects[k] for k in present}
+    for index, added in routed.items():
+        keys = [k for k in dict.fromkeys([*members[index], *added]) if prefix + k in new.objects]
+        members[index] = keys
+        parts[index] = {k: new.objects[prefix + k] for k in keys}
     return parts, members
 
 
@@ -345,18 +352,24 @@ def save(bucket: Bucket, prefix: str, old: State, new: State) -> int:
     """Write what changed between `old` (as read, or as last written) and `new`: the changed
     shards first, then `state.json`; each conditional on the ETag this run saw. `old` then
     describes what is in the bucket. Returns the number of objects written."""
-    changed = {k for k in new.touched if old.objects.get(k) != new.objects.get(k)}
-    new.touched.clear()
-    if not changed and new.pending == old.pending and old.format == FORMAT:
-        return 0
     shards = shard_count(len(new.objects), old.shards if old.format == FORMAT else 0)
+    whole = shards != old.shards or old.format != FORMAT or (shards and old.members is None)
+    changed = (
+        set() if whole else {k for k in new.touched if old.objects.get(k) != new.objects.get(k)}
+    )
+    new.touched.clear()
+    if not (whole or changed or new.pending != old.pending):
+        return 0
     members: list[list[str]] | None = None
     written = 0
     etags = dict(old.shard_etags)
     if shards and shards != old.shards:  # a new shard set: what is already there?
         etags = {k: v.etag for k, v in bucket.objects(prefix + SHARD_FOLDER).items()}
     if shards:
-        parts, members = _parts(old, new, changed, prefix, shards)
+        if whole:
+            parts, members = _all_parts(new, prefix, shards)
+        else:
+            parts, members = _changed_parts(old, new, changed, prefix, shards)
 
         def put(index: int) -> tuple[str, str]:
             name = shard_name(prefix, shards, index)
