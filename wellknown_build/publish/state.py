@@ -1,30 +1,30 @@
 """The state index a deployment keeps under `<prefix>.wellknown-build/`.
 
-What the last publish wrote, per object: the fingerprint of body and headers, the body's
-SHA-256, the ETag and LastModified it had; per JWKS, its kids with their statuses and dates
+What the last publish wrote, per object: its ETag and LastModified, the fingerprint of body
+and headers and the body's SHA-256; per JWKS, its kids with their statuses and dates
 (publish/history.py). An object's entry is trusted only while the listing shows the same
 ETag *and* LastModified: a copy_object that replaced headers or metadata keeps the ETag but
 not the LastModified. It also remembers CDN paths still to be invalidated, so a failed
 invalidation is sent by the next run.
 
-Format 3 is built to be read and written quickly at millions of objects (README: Design
-notes, measured by bench/state_index.py):
-- an object's entry is one fixed-width string of 68 characters, decoded only when looked
-  at: 16 of the ETag, 16 of LastModified, the first 24 hex digits of the fingerprint (96
-  bits: two different bodies or headers collide once in 2**96) and 12 of the SHA-256 (which
-  only tells "headers changed" from "body changed" in the plan);
+Format 3 is built to be read and written at millions of objects (README: Design notes, State
+index; measured by bench/state_index.py):
+- an entry is one string: 77 fixed-width characters (16 of the ETag, LastModified as listed,
+  the fingerprint's first 24 hex digits, the SHA-256's first 12), then for a JWKS its kids'
+  history; it is sliced when looked at, never decoded into objects in bulk;
 - up to INLINE entries live in `state.json` itself; past that, `state.json` says how many
   shards there are (a power of two) and each entry lives in shard crc32(key) mod N, at
-  `state/<N>-<i>.json`. Shards are read concurrently; only shards whose entries changed are
+  `state/<N>-<i>.json`. Shards are read concurrently; only shards with a changed entry are
   written, each with If-Match on the ETag it had (If-None-Match when new), before
-  `state.json`. A shard that is missing, damaged or holds entries of another shard is empty
-  for those objects (they are then looked at with HEAD, as without an index).
+  `state.json`. A shard that is missing, damaged or claims to be another is empty for its
+  objects (they are then looked at with HEAD, as without an index).
 
-Keys are stored relative to the prefix. Formats 1 and 2 (one JSON object per entry in
+Keys are stored relative to the prefix. Formats 1 and 2 (a JSON object per entry in
 `state.json`) are still read, and replaced by format 3 at the next publish that writes.
 
-The index is input like any bucket object: anything malformed in it is dropped, never acted
-on; and deletes are always checked against the object's own marker, not against the index.
+The index is input like any bucket object: anything malformed in it is dropped or never
+matches, never acted on; and deletes are always checked against the object's own marker, not
+against the index.
 """
 
 from __future__ import annotations
