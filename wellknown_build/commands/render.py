@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from .. import tree
 from ..build import Pipeline
 from ..cache import CACHE_NAME, Index
 from ..errors import Problem, StrictError
+from ..lifecycle import Live
+
+Published = Mapping[str, Mapping[str, Live]]  # per instance, its kids in a bucket (--bucket)
 
 
 @dataclass(frozen=True)
@@ -29,14 +33,18 @@ class RenderResult:
 
 
 def render(
-    config: Path, out: Path, now: dt.datetime | None = None, strict: bool = False
+    config: Path,
+    out: Path,
+    now: dt.datetime | None = None,
+    strict: bool = False,
+    published: Published | None = None,
 ) -> RenderResult:
     # One lock over reading the last render and writing the next: a second render at the
     # same time fails at once instead of building from a tree that is about to change.
     fresh = not os.path.lexists(out)
     try:
         with tree.locked(out):
-            return _run(config, out, now, strict, write=True)
+            return _run(config, out, now, strict, published, write=True)
     except BaseException:
         if fresh:  # a failed first render leaves no folder behind
             _remove_new(out)
@@ -44,18 +52,27 @@ def render(
 
 
 def check(
-    config: Path, out: Path, now: dt.datetime | None = None, strict: bool = False
+    config: Path,
+    out: Path,
+    now: dt.datetime | None = None,
+    strict: bool = False,
+    published: Published | None = None,
 ) -> RenderResult:
-    return _run(config, out, now, strict, write=False)
+    return _run(config, out, now, strict, published, write=False)
 
 
 def _run(
-    config: Path, out: Path, now: dt.datetime | None, strict: bool, write: bool
+    config: Path,
+    out: Path,
+    now: dt.datetime | None,
+    strict: bool,
+    published: Published | None,
+    write: bool,
 ) -> RenderResult:
     stage = tree.Stage(out, write)
     scratch = str(out / (CACHE_NAME + ".wkb.tmp")) if write else None
     index = Index.new(scratch)
-    pipeline = Pipeline(config, now, out, index, stage)
+    pipeline = Pipeline(config, now, out, index, stage, published=published)
     try:
         outcome = pipeline.run()
         if strict and outcome.warnings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from ..build import Build, Pipeline, build
 from ..cache import Index, Stat
 from ..documents import Document
 from ..errors import Problem, StrictError
+from ..lifecycle import Live
 
 
 @dataclass(frozen=True)
@@ -27,13 +29,18 @@ class _Drop:
         return 0, None
 
 
-def check(config: Path, now: dt.datetime | None = None, strict: bool = False) -> Checked:
+def check(
+    config: Path,
+    now: dt.datetime | None = None,
+    strict: bool = False,
+    published: Mapping[str, Mapping[str, Live]] | None = None,
+) -> Checked:
     """Every check, in bounded memory: documents are built and dropped, and the index that
     finds path collisions is a temporary file, not a million rows in memory."""
     with tempfile.TemporaryDirectory(prefix="wellknown-build-") as scratch:
         index = Index.new(str(Path(scratch) / "index.sqlite"))
         try:
-            outcome = Pipeline(config, now, None, index, _Drop()).run()
+            outcome = Pipeline(config, now, None, index, _Drop(), published=published).run()
         finally:
             index.discard()
     if strict and outcome.warnings:
@@ -42,11 +49,16 @@ def check(config: Path, now: dt.datetime | None = None, strict: bool = False) ->
 
 
 def validate(
-    config: Path, now: dt.datetime | None = None, strict: bool = False, out: Path | None = None
+    config: Path,
+    now: dt.datetime | None = None,
+    strict: bool = False,
+    out: Path | None = None,
+    published: Mapping[str, Mapping[str, Live]] | None = None,
 ) -> Build:
     """Every check, with every document in memory (for `list` and `export`). `out`: the tree
-    a render is about, whose unchanged instances need no rebuild."""
-    result = build(config, now, out)
+    a render is about, whose unchanged instances need no rebuild. `published`: what a
+    bucket's state index knows of each instance's kids (`--bucket`)."""
+    result = build(config, now, out, published)
     if strict and result.warnings:
         raise StrictError(str(config), result.warnings)
     return result
