@@ -196,6 +196,7 @@ def test_status_after_the_promotion(
     assert data == {
         "bucket": rotated,
         "prefix": "",
+        "site": None,
         "now": "2030-01-02T01:00:00Z",
         "instances": [
             {
@@ -392,3 +393,30 @@ def test_history_round_trip_and_malformed_records() -> None:
         f"{head} k3 a|{dates}",
     ):
         assert history.decode(bad) is None, bad
+
+
+def test_a_site_deployment_has_its_own_history(
+    run: Run, tmp_path: Path, bucket: str, s3_proxy: Proxy
+) -> None:
+    """publish --site keeps its state index in the site's folder; status, validate and render
+    read that one with the same --site, and the whole-tree index knows nothing of it."""
+    site = ("--site", "https://a.example/t/a")
+    _config(tmp_path, _instance("a", _key("k1", "active")))
+    assert run("render", "instances.yaml", "--now", T0).exit_code == 0
+    first = run("publish", *_connection(s3_proxy, bucket), *site, "--now", T0)
+    assert first.exit_code == 0, first.output
+    _config(tmp_path, _instance("a", _key("k1", "active"), _key("k2", "next")))
+    assert run("render", "instances.yaml", "--now", T1).exit_code == 0
+    second = run("publish", *_connection(s3_proxy, bucket), *site, "--now", T1)
+    assert second.exit_code == 0, second.output
+    shown = _status(run, s3_proxy, bucket, SAFE, *site, "--json")
+    found = json.loads(shown.output)
+    assert found["site"] == "https://a.example/t/a"
+    kids = [k["kid"] for j in found["instances"] for k in j["keys"]]
+    assert sorted(kids) == ["k1", "k2"]
+    whole = json.loads(_status(run, s3_proxy, bucket, SAFE, "--json").output)
+    assert whole["instances"] == [] and whole["site"] is None
+    _promote(tmp_path)
+    early = _validate(run, s3_proxy, bucket, BEFORE_SAFE, *site)
+    assert GUARD.format(signs=BEFORE_SAFE) in early.output
+    assert _validate(run, s3_proxy, bucket, SAFE, *site, "--strict").exit_code == 0

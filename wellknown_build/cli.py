@@ -198,6 +198,13 @@ def _connection_options(command: F) -> F:
                 callback=_checked_by(_region_problem),
                 help="Bucket region.",
             ),
+            click.option(
+                "--site",
+                envvar="WELLKNOWN_SITE",
+                show_envvar=True,
+                callback=_checked_by(site_problem),
+                help="The deployment is publish --site URL's (its own state index).",
+            ),
         )
     ):
         command = option(command)
@@ -211,14 +218,18 @@ GUARD_BUCKET = click.option(
 
 
 def _published(
-    bucket: str | None, prefix: str, endpoint_url: str | None, region: str | None
+    bucket: str | None,
+    prefix: str,
+    endpoint_url: str | None,
+    region: str | None,
+    site: str | None,
 ) -> dict[str, dict[str, Live]] | None:
     """The rotation guard's input: what the bucket's state index knows (read only)."""
     if bucket is None:
         return None
     from .commands import status
 
-    connection = status.Connection(bucket, prefix, endpoint_url, region)
+    connection = status.Connection(bucket, prefix, endpoint_url, region, site=site)
     return status.published(status.read(connection))
 
 
@@ -241,10 +252,11 @@ def render(
     prefix: str,
     endpoint_url: str | None,
     region: str | None,
+    site: str | None,
 ) -> None:
     """Render CONFIG into OUT/<host>/<issuer path>/.well-known/."""
     with _reported():
-        published = _published(bucket, prefix, endpoint_url, region)
+        published = _published(bucket, prefix, endpoint_url, region, site)
         if check:
             result = run_check(config, out, now, strict, published)
             _report_check(out, result.changes)
@@ -292,12 +304,13 @@ def validate(
     prefix: str,
     endpoint_url: str | None,
     region: str | None,
+    site: str | None,
 ) -> None:
     """Run every check on each CONFIG; write nothing. Every file is checked, then the
     worst exit code is returned (as pre-commit passes several files)."""
     failed = 0
     with _reported():
-        published = _published(bucket, prefix, endpoint_url, region)
+        published = _published(bucket, prefix, endpoint_url, region, site)
     for config in configs:
         try:
             result = run_validate(config, now, strict, published=published)
@@ -504,6 +517,7 @@ def status(
     prefix: str,
     endpoint_url: str | None,
     region: str | None,
+    site: str | None,
     instances: tuple[str, ...],
     now: dt.datetime | None,
     as_json: bool,
@@ -512,7 +526,7 @@ def status(
     when it is safe to sign with it or to drop it (from the bucket's state index)."""
     from .commands import status as run_status
 
-    connection = run_status.Connection(bucket, prefix, endpoint_url, region)
+    connection = run_status.Connection(bucket, prefix, endpoint_url, region, site=site)
     with _reported():
         found = run_status.read(connection, instances)
     moment = now or dt.datetime.now(dt.timezone.utc)

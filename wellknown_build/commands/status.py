@@ -20,6 +20,7 @@ from typing import Any
 from ..lifecycle import Live
 from ..publish import history
 from ..publish.s3 import Bucket
+from ..publish.site import Site, state_keys
 from ..publish.state import load
 from ..timing import after, describe, iso
 
@@ -32,6 +33,7 @@ class Connection:
     region: str | None = None
     workers: int = 16
     timeout: float = 30.0
+    site: str | None = None  # a publish --site deployment: its own state index
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,11 @@ def read(connection: Connection, only: Collection[str] = ()) -> list[JwksStatus]
         timeout=connection.timeout,
     )
     with ThreadPoolExecutor(connection.workers) as pool:
-        state = load(bucket, connection.prefix, pool)
+        home = None
+        if connection.site:
+            home = state_keys(connection.prefix, Site.of(connection.site))[0]
+            home = home.removesuffix("state.json")
+        state = load(bucket, connection.prefix, pool, home)
     found = []
     for key in state.objects:
         stored = state.history(key)
@@ -178,6 +184,7 @@ def as_json(
     return {
         "bucket": connection.bucket,
         "prefix": connection.prefix,
+        "site": connection.site,
         "now": iso(now),
         "instances": instances,
     }
@@ -191,7 +198,9 @@ def _wait(moment: dt.datetime, now: dt.datetime) -> str:
 
 
 def text(found: list[JwksStatus], connection: Connection, now: dt.datetime) -> list[str]:
-    where = f"s3://{connection.bucket}/{connection.prefix}"
+    where = f"s3://{connection.bucket}/{connection.prefix}" + (
+        f" (site {connection.site})" if connection.site else ""
+    )
     if not found:
         return [f"{where}: no key history in the state index yet (publish records it)"]
     keys = sum(len(j.keys) for j in found)
