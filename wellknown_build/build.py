@@ -630,13 +630,7 @@ class Pipeline:
             return
         owner = self.index.add_file(path, seq, line, stat, 0)
         if owner is not None:  # (a rebuilt instance's path is remembered: not reached)
-            problems.append(
-                Problem(
-                    instance.where,
-                    f"{kind} would be written to {path}, which instance {owner} also writes",
-                    instance.id,
-                )
-            )
+            problems.append(_written_twice(instance, kind, path, owner))
         for folder in folders:
             if folder not in self._folders:
                 self.index.add_folder(folder, seq)
@@ -657,13 +651,7 @@ class Pipeline:
         where another needs a folder, is a problem."""
         owner = self.index.add_file(path, seq, line, stat, staged)
         if owner is not None:
-            problems.append(
-                Problem(
-                    instance.where,
-                    f"{kind} would be written to {path}, which instance {owner} also writes",
-                    instance.id,
-                )
-            )
+            problems.append(_written_twice(instance, kind, path, owner))
             return
         owner = self.index.folder_owner(path)
         if owner is not None:
@@ -690,6 +678,14 @@ class Pipeline:
                 )
             self.index.add_folder(folder, seq)
             _remember(self._folders, folder, None)
+
+
+def _written_twice(instance: Instance, kind: str, path: str, owner: str) -> Problem:
+    return Problem(
+        instance.where,
+        f"{kind} would be written to {path}, which instance {owner} also writes",
+        instance.id,
+    )
 
 
 def _folders_of(path: str) -> list[str]:

@@ -182,7 +182,7 @@ def _connection_options(command: F) -> F:
                 envvar="WELLKNOWN_PREFIX",
                 show_envvar=True,
                 callback=_checked_by(prefix_problem),
-                help="Key prefix of the deployment, as given to publish.",
+                help="Key prefix, e.g. 'site/' (empty, or segments each ending in '/').",
             ),
             click.option(
                 "--endpoint-url",
@@ -203,7 +203,8 @@ def _connection_options(command: F) -> F:
                 envvar="WELLKNOWN_SITE",
                 show_envvar=True,
                 callback=_checked_by(site_problem),
-                help="The deployment is publish --site URL's (its own state index).",
+                help="Only the documents under this https URL, keyed relative to it (a "
+                "bucket's own URL, or a CDN host serving one bucket); its own state index.",
             ),
         )
     ):
@@ -329,36 +330,7 @@ def validate(
     "--bucket", required=True, envvar="WELLKNOWN_BUCKET", show_envvar=True, help="Bucket name."
 )
 @OUT
-@click.option(
-    "--prefix",
-    default="",
-    envvar="WELLKNOWN_PREFIX",
-    show_envvar=True,
-    callback=_checked_by(prefix_problem),
-    help="Key prefix, e.g. 'site/' (empty, or segments each ending in '/').",
-)
-@click.option(
-    "--site",
-    envvar="WELLKNOWN_SITE",
-    show_envvar=True,
-    callback=_checked_by(site_problem),
-    help="Publish only the documents under this https URL, keyed relative to it "
-    "(a bucket's own URL, or a CDN host serving one bucket).",
-)
-@click.option(
-    "--endpoint-url",
-    envvar="WELLKNOWN_ENDPOINT_URL",
-    show_envvar=True,
-    callback=_checked_by(endpoint_problem),
-    help="S3-compatible endpoint, http(s)://host[:port] (R2, MinIO, GCS).",
-)
-@click.option(
-    "--region",
-    envvar="WELLKNOWN_REGION",
-    show_envvar=True,
-    callback=_checked_by(_region_problem),
-    help="Bucket region.",
-)
+@_connection_options
 @click.option(
     "--dry-run",
     is_flag=True,

@@ -191,18 +191,6 @@ def _prune(folder: Path, out: Path) -> None:
         folder = folder.parent
 
 
-def _replace_file(final: Path, body: bytes) -> None:
-    """Write `body` to `final` through a temporary beside it, so readers see old or new."""
-    scratch = final.with_name(final.name + _TEMPORARY)
-    try:
-        scratch.write_bytes(body)
-        os.replace(scratch, final)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            scratch.unlink()
-        raise TreeError(f"writing {final} failed ({e.strerror})") from None
-
-
 @contextlib.contextmanager
 def locked(out: Path) -> Iterator[None]:
     """Hold the render lock of `out`; another holder makes this fail at once."""
