@@ -440,6 +440,23 @@ def _move(staged: str, target: str) -> None:
             os.replace(source, destination)
 
 
+def _prune_emptied(inside: _Paths, paths: list[str], out: Path) -> None:
+    """The folders of files a killed run removed before it could remove the folders (only
+    empty ones go, and none reached through a symbolic link)."""
+    folders: dict[str, None] = {}
+    for relative in paths:
+        try:
+            target = inside(relative)
+        except TreeError:
+            continue
+        while target != inside.out and not os.path.lexists(target):
+            target = os.path.dirname(target)
+        folders[target] = None
+    for folder in folders:
+        if folder != inside.out and os.path.isdir(folder) and not os.path.islink(folder):
+            _prune(Path(folder), out)
+
+
 def _apply(
     out: Path, index: Index, changes: Changes, journal: Journal | None, manifest_file: str | None
 ) -> None:
@@ -449,15 +466,18 @@ def _apply(
         [changes.created, changes.updated, changes.removed, journal["paths"] if journal else []],
         old_temporaries,
     )
+    inside = _Paths(out)
     try:
         for relative in old_temporaries:  # left by an interrupted run of an older version
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(out / relative)
+            with contextlib.suppress(FileNotFoundError, TreeError):
+                os.unlink(inside(relative))
         for relative in changes.removed:
             stale = out / relative
             stale.unlink(missing_ok=True)
             log.info("removed %s (no longer rendered)", relative)
             _prune(stale.parent, out)
+        if journal is not None:
+            _prune_emptied(inside, journal["paths"], out)
         if changes.created or changes.updated:
             _move(os.path.join(out, STAGING_NAME), str(out))
     except OSError as e:
