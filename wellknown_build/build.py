@@ -427,6 +427,8 @@ class Pipeline:
         index: Index,
         sink: Sink,
         kept: list[Document | Entry] | None = None,
+        *,
+        cache: bool = True,  # False: ignore the last render's cache (it did not match)
     ) -> None:
         self.path = config_path
         self.now = now or dt.datetime.now(dt.timezone.utc)
@@ -434,7 +436,7 @@ class Pipeline:
         self.index = index
         self.sink = sink
         self.kept = kept  # build(): unchanged instances' entries, in order
-        self.previous = tree.previous_index(out) if out is not None else None
+        self.previous = tree.previous_index(out) if out is not None and cache else None
         self.problems: list[Problem] = []
         self.notices: list[Problem] = []
         self.warnings: list[Problem] = []
