@@ -245,6 +245,8 @@ def run(limit, out):
     builtins.open = open_
     for name in ("replace", "unlink", "rmdir", "rename"):
         setattr(os, name, counted(name, getattr(os, name)))
+        if hasattr(getattr(pathlib, "_NormalAccessor", None), name):  # Python 3.10's Path
+            setattr(pathlib._NormalAccessor, name, staticmethod(getattr(os, name)))
     render(config, pathlib.Path(out))
     print(f"{limit} operations={count[0]}", flush=True)
 for pair in sys.argv[2:]:
