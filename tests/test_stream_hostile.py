@@ -16,6 +16,7 @@ import sys
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from types import SimpleNamespace
 from typing import Any
 
 import filelock
@@ -617,3 +618,26 @@ def test_staging_memory_does_not_grow_with_the_folders(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert grown < 2_000_000, grown  # unbounded: about 8 MB for 20,000 more folders
+
+
+def test_a_windows_junction_is_a_link(
+    world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory junction is a reparse point that os.path.islink does not report before
+    Python 3.12; emulated here by the attribute Windows sets on it."""
+    out = _rendered(world, tmp_path)
+    junction = out / "h3.example"
+    junction.mkdir()
+    real = os.lstat
+
+    def lstat(path: Any, *args: Any, **kwargs: Any) -> Any:
+        found = real(path, *args, **kwargs)
+        if os.fspath(path) == str(junction):
+            return SimpleNamespace(st_mode=found.st_mode, st_file_attributes=0x400)
+        return found
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    config = _config(tmp_path, "junction.yaml", [*SIX, "https://h3.example/new"])
+    with pytest.raises(TreeError, match="refusing to write through the symbolic link"):
+        render(config, out)
+    assert list(junction.iterdir()) == []

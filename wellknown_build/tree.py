@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,10 +92,21 @@ class _Paths:
         if len(self._safe_dirs) > _REMEMBERED_FOLDERS:
             self._safe_dirs.clear()
         while folder != self.out and folder not in self._safe_dirs:
-            if os.path.islink(folder):
+            if _is_link(folder):
                 raise TreeError(f"refusing to write through the symbolic link {folder}")
             self._safe_dirs.add(folder)
             folder = os.path.dirname(folder)
+
+
+def _is_link(path: str) -> bool:
+    """A symbolic link, or on Windows any reparse point: a directory junction leads out of
+    the tree as a link does, and os.path.islink says False for it before Python 3.12."""
+    try:
+        info = os.lstat(path)
+    except (OSError, ValueError):
+        return False
+    reparse = getattr(info, "st_file_attributes", 0) & stat.FILE_ATTRIBUTE_REPARSE_POINT
+    return stat.S_ISLNK(info.st_mode) or bool(reparse)
 
 
 def _current(target: str) -> bytes | None:
@@ -497,7 +509,7 @@ def _move(staged: str, target: str) -> None:
         names = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
     for name, is_dir in names:
         source, destination = os.path.join(staged, name), os.path.join(target, name)
-        if is_dir and os.path.isdir(destination) and not os.path.islink(destination):
+        if is_dir and os.path.isdir(destination) and not _is_link(destination):
             _move(source, destination)
         else:
             os.replace(source, destination)
@@ -516,7 +528,7 @@ def _prune_emptied(inside: _Paths, paths: list[str], out: Path) -> None:
             target = os.path.dirname(target)
         folders[target] = None
     for folder in folders:
-        if folder != inside.out and os.path.isdir(folder) and not os.path.islink(folder):
+        if folder != inside.out and os.path.isdir(folder) and not _is_link(folder):
             _prune(Path(folder), out)
 
 
