@@ -641,3 +641,27 @@ def test_a_windows_junction_is_a_link(
     with pytest.raises(TreeError, match="refusing to write through the symbolic link"):
         render(config, out)
     assert list(junction.iterdir()) == []
+
+
+def test_render_s_own_files_are_never_documents(world: dict[str, Path], tmp_path: Path) -> None:
+    """A host never starts with a dot: a manifest or journal naming the lock, the cache, the
+    journal or a scratch file names no document, and nothing of render's own is removed."""
+    out = _rendered(world, tmp_path)
+    found = json.loads((out / MANIFEST_NAME).read_text())
+    for name in (tree.LOCK_NAME, CACHE_NAME, tree.JOURNAL_NAME, MANIFEST_NAME):
+        found["files"].append({**found["files"][0], "path": name})
+    (out / MANIFEST_NAME).write_text(json.dumps(found))
+    with pytest.raises(TreeError, match="is not one render writes"):
+        _Tree(out)
+    lock = (out / tree.LOCK_NAME).stat().st_ino
+    render(world["fewer"], out)  # a damaged manifest: rewritten, nothing it named removed
+    assert (out / tree.LOCK_NAME).stat().st_ino == lock  # the lock held was not removed
+    assert (out / CACHE_NAME).exists() and _Tree(out).entries
+    # A journal naming the new manifest's scratch file as a temporary to remove: once
+    # followed, every render after it failed to put its manifest in place.
+    (out / tree.JOURNAL_NAME).write_text(
+        json.dumps({"paths": [], "temporaries": [MANIFEST_NAME + ".wkb.tmp"]})
+    )
+    render(world["all"], out)
+    assert not tree.interrupted(out)
+    _assert_sound(world, out, "all")

@@ -187,7 +187,9 @@ def _journal(out: Path) -> Journal | None:
     for name in ("paths", "temporaries"):
         items = raw.get(name) if isinstance(raw, dict) else None
         result[name] = [
-            p for p in (items if isinstance(items, list) else []) if manifest.is_tree_path(p)
+            p
+            for p in (items if isinstance(items, list) else [])
+            if manifest.is_tree_path(p) and not p.startswith(".")  # (not under a host: ours)
         ]
     # Recovery deletes the temporaries: only names render gives them (`.name.wkb.tmp`).
     result["temporaries"] = [
@@ -382,7 +384,11 @@ def _owned(out: Path, index: Index, previous: Index | None, journal: Journal | N
 
 def _stale(out: Path, index: Index) -> list[str]:
     paths = _Paths(out)
-    return [p for p in index.stale() if manifest.is_tree_path(p) and os.path.isfile(paths(p))]
+    return [
+        p
+        for p in index.stale()
+        if manifest.is_tree_path(p) and not p.startswith(".") and os.path.isfile(paths(p))
+    ]
 
 
 def _new_manifest(out: Path, index: Index, scratch: str | None) -> tuple[bool, str | None]:
