@@ -530,6 +530,8 @@ def _prune_emptied(inside: _Paths, paths: list[str], out: Path) -> None:
             target = inside(relative)
         except TreeError:
             continue
+        if os.path.lexists(target):
+            continue
         while target != inside.out and not os.path.lexists(target):
             target = os.path.dirname(target)
         folders[target] = None
