@@ -290,7 +290,8 @@ def test_read_only_uris_of_windows_paths() -> None:
 def test_an_output_folder_with_uri_characters_in_its_path_keeps_its_cache(
     world: dict[str, Path], tmp_path: Path
 ) -> None:
-    out = tmp_path / "we?ird #dir%25 é" / "o?u#t%"
+    odd = "#" if sys.platform == "win32" else "?#"  # (Windows allows no `?` in a name)
+    out = tmp_path / f"we{odd}ird #dir%25 é" / f"o{odd}u#t%"
     render(world["all"], out)
     changes = render(world["all"], out).changes
     assert changes.clean and not tree.interrupted(out)
