@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: install render test lint typecheck pytest bench bench-100k bench-1m golden schema clean
+.PHONY: install render test lint typecheck pytest bench bench-100k bench-1m bench-state golden schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench-100k: $(TSTAMP)
 # A million issuers (tens of minutes; about 1 GB of fixture and output per place).
 bench-1m: $(TSTAMP)
 	BENCH_FLEET_INSTANCES=1000000 BENCH_ONLY=fleet $(PY) bench/run.py
+
+# The state index at 2,000,000 objects (a few minutes, several GB of memory).
+bench-state: $(TSTAMP)
+	$(PY) bench/state_index.py
 
 schema: $(STAMP)
 	$(VENV)/bin/wellknown-build schema > wellknown_build/instances.schema.json

@@ -19,6 +19,7 @@ from wellknown_build.manifest import MANIFEST_NAME
 from wellknown_build.publish import run as publish_run
 from wellknown_build.publish.lease import LeaseHeld
 from wellknown_build.publish.run import Options, publish
+from wellknown_build.publish.state import Record
 
 from .helpers import KEY_MAKERS, Run, public_pem, write
 from .s3server import Proxy
@@ -60,16 +61,14 @@ def test_a_tampered_index_cannot_get_foreign_objects_deleted(
     s3.put_object(Bucket=bucket, Key="precious/data.json", Body=b"not ours")
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="precious/")["Contents"][0]
     state = json.loads(s3.get_object(Bucket=bucket, Key=STATE)["Body"].read())
-    state["objects"]["precious/data.json"] = {
-        "fingerprint": "f" * 64,
-        "sha256": "0" * 64,
-        "etag": listed["ETag"],
-        "modified": listed["LastModified"].isoformat(),
-    }
+    state["objects"]["precious/data.json"] = Record.of(  # an entry that matches the listing
+        "f" * 64, "0" * 64, listed["ETag"], listed["LastModified"].isoformat()
+    ).packed()
     s3.put_object(Bucket=bucket, Key=STATE, Body=json.dumps(state).encode())
     result = _publish(run, s3_proxy, bucket, "--delete")
     assert result.exit_code == 0, result.output
-    assert "precious/data.json" in _keys(moto_server, bucket)
+    assert "not deleting precious/data.json" in result.output  # the index was believed...
+    assert "precious/data.json" in _keys(moto_server, bucket)  # ...but not the object's marks
 
 
 def test_header_drift_by_copy_object_is_repaired(

@@ -1,7 +1,9 @@
 """The streamed render writes what the all-in-memory render wrote, byte for byte.
 
-The golden digest is the SHA-256 of the manifest that the render before streaming (commit
-d1b6437) wrote for the generated 5,000-instance fleet below, at --now 2026-11-30. The manifest
+The golden digest is the SHA-256 of the manifest that the render before streaming wrote for
+the generated 5,000-instance fleet below, at --now 2026-11-30: first from commit d1b6437, then
+(when manifest entries gained each JWKS's rotation data) from the last all-in-memory render,
+the `status` branch's 3b2db23. The manifest
 holds every file's size and SHA-256, so an equal manifest and files that match it are an
 identical tree. The fleet crosses file boundaries (five included files, two globs, one
 nested folder), mixes key types, trailing-slash issuers, host-root issuers, next keys,

@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
@@ -21,7 +21,7 @@ from . import jsondoc, manifest, progress, relying_parties, tree
 from .cache import VERSION as CACHE_VERSION
 from .cache import Index, Stat, stat_of
 from .config import Reader
-from .documents import KIND_DISCOVERY, Document, instance_documents
+from .documents import KIND_DISCOVERY, KIND_JWKS, Document, instance_documents
 from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
 from .files import KEY_LIMIT, read_regular
 from .keys import (
@@ -36,7 +36,7 @@ from .keys import (
 )
 from .keys.jwks_source import Imported
 from .keys.x509 import with_certificates
-from .lifecycle import select
+from .lifecycle import Live, select
 from .manifest import Entry
 from .model import Config, Instance, KeySpec
 from .templating import Renderer, builtin_templates
@@ -323,13 +323,14 @@ def _documents(
     notices: list[Problem],
     warnings: list[Problem],
     kids: list[tuple[str, ...]],
+    published: Mapping[str, Live] | None = None,
 ) -> list[Document]:
     before = len(problems)
     keyed = instance_jwks(instance, files, problems)
     if len(problems) > before:
         return []
     kids += [tuple(jwk.kid for s, jwk in keyed if s is spec) for spec in instance.keys]
-    outcome = select(instance, keyed, now)
+    outcome = select(instance, keyed, now, published)
     notices += outcome.notices
     warnings += outcome.warnings
     problems += outcome.errors
@@ -340,6 +341,10 @@ def _documents(
     except TemplateError as e:
         problems.append(Problem(f"{instance.where}.template", str(e), instance.id))
         return []
+    documents = [  # what publish records in the bucket's state index
+        dataclasses.replace(d, rotation=outcome.rotation) if d.kind == KIND_JWKS else d
+        for d in documents
+    ]
     discovery: dict[str, object] = {}
     if relying_parties.READ_DOCUMENT.intersection(instance.relying_parties):
         discovery = json.loads(next(d.body for d in documents if d.kind == KIND_DISCOVERY))
@@ -408,6 +413,7 @@ class _Keep:
 @dataclass
 class Outcome:
     instances: int  # valid instances
+    keys: int  # their key entries
     warnings: tuple[Problem, ...]
     previous: Index | None  # the last render's cache, when it matches its manifest
     dirty: bool  # anything differs from the last render: its cache must be replaced
@@ -427,10 +433,12 @@ class Pipeline:
         index: Index,
         sink: Sink,
         kept: list[Document | Entry] | None = None,
+        published: Mapping[str, Mapping[str, Live]] | None = None,
         *,
         cache: bool = True,  # False: ignore the last render's cache (it did not match)
     ) -> None:
         self.path = config_path
+        self.published = published  # per instance, its kids as a bucket's index knows them
         self.now = now or dt.datetime.now(dt.timezone.utc)
         self.out = out
         self.index = index
@@ -442,6 +450,7 @@ class Pipeline:
         self.warnings: list[Problem] = []
         self.dirty = self.previous is None
         self.instances = 0
+        self.keys = 0
         self.valid: list[Instance] = []  # build(): the valid instances
         self.templates_dir: Path | None = None
         self._folders: dict[str, None] = {}  # recently recorded folders
@@ -476,6 +485,7 @@ class Pipeline:
                     instance_jwks(instance, files, found)
                     continue
                 self.instances += 1
+                self.keys += len(instance.keys)
                 if self.kept is not None:
                     self.valid.append(instance)
                 self._instance(instance, files, templates, renderer, found, notices, warnings)
@@ -499,7 +509,7 @@ class Pipeline:
             log.info("%s", notice.located(str(self.path)))
         for warning in self.warnings:
             log.warning("%s", warning.located(str(self.path)))
-        return Outcome(self.instances, tuple(self.warnings), self.previous, self.dirty)
+        return Outcome(self.instances, self.keys, tuple(self.warnings), self.previous, self.dirty)
 
     def _instance(
         self,
@@ -524,6 +534,7 @@ class Pipeline:
                 instance,
                 [(s, _Kid(k)) for s, ks in zip(instance.keys, kids, strict=True) for k in ks],
                 self.now,
+                self._published(instance),
             )
             notices += outcome.notices
             warnings += outcome.warnings
@@ -540,7 +551,17 @@ class Pipeline:
             return
         self.dirty = True
         found: list[tuple[str, ...]] = []
-        made = _documents(instance, files, renderer, self.now, problems, notices, warnings, found)
+        made = _documents(
+            instance,
+            files,
+            renderer,
+            self.now,
+            problems,
+            notices,
+            warnings,
+            found,
+            self._published(instance),
+        )
         if not made:
             return
         seq = self.index.add_instance(
@@ -554,6 +575,9 @@ class Pipeline:
                 self._new_paths.update(_folders_of(document.path), [document.path])
                 if len(self._new_paths) > REMEMBERED_PATHS:
                     self._new_paths = None
+
+    def _published(self, instance: Instance) -> Mapping[str, Live] | None:
+        return self.published.get(instance.id) if self.published is not None else None
 
     def _unchanged(
         self, instance: Instance, fingerprint: str | None
@@ -675,16 +699,23 @@ def _folders_of(path: str) -> list[str]:
     return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
 
 
-def build(config_path: Path, now: dt.datetime | None = None, out: Path | None = None) -> Build:
+def build(
+    config_path: Path,
+    now: dt.datetime | None = None,
+    out: Path | None = None,
+    published: Mapping[str, Mapping[str, Live]] | None = None,
+) -> Build:
     """Everything checked, in memory, nothing written; raises ConfigError with every problem.
 
     `now` fixes the clock the rotation rules read (default: the current time). With `out`,
-    instances the last render of it found the same are not rebuilt (see cache.py)."""
+    instances the last render of it found the same are not rebuilt (see cache.py).
+    `published`: per instance id, its kids as a bucket's state index knows them (the
+    rotation guard of `--bucket`)."""
     index = Index.new()
     outputs: list[Document | Entry] = []
     keep = _Keep()
     keep.outputs = outputs
-    pipeline = Pipeline(config_path, now, out, index, keep, outputs)
+    pipeline = Pipeline(config_path, now, out, index, keep, outputs, published)
     try:
         outcome = pipeline.run()
     finally:

@@ -34,7 +34,7 @@ from pathlib import Path, PurePath
 CACHE_NAME = ".wellknown-build.cache"
 FORMAT = "3"
 # Part of every fingerprint: an upgrade rebuilds everything once.
-VERSION = f"2/{importlib.metadata.version('wellknown-build')}"
+VERSION = f"3/{importlib.metadata.version('wellknown-build')}"
 
 Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 

@@ -18,10 +18,11 @@ from .commands.export import FORMATS as EXPORT_FORMATS
 from .commands.keygen import STATUSES as KEY_STATUSES
 from .commands.render import check as run_check
 from .commands.render import render as run_render
-from .commands.validate import validate as run_validate
+from .commands.validate import check as run_validate
 from .errors import ConfigError, WellknownError, one_line
 from .keys import KID_METHODS
 from .keys.generate import TYPES as KEY_TYPES
+from .lifecycle import Live
 from .publish.options import (
     ACLS,
     endpoint_problem,
@@ -148,6 +149,90 @@ STRICT = click.option(
 )
 
 
+def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        reason = rule(value) if value is not None else None
+        if reason:
+            raise click.BadParameter(reason)
+        return value
+
+    return callback
+
+
+def _region_problem(region: str) -> str | None:
+    """botocore's own rule, checked here so that a bad value is a usage error (exit 2)."""
+    from botocore.exceptions import InvalidRegionError
+    from botocore.utils import validate_region_name
+
+    try:
+        validate_region_name(region)
+    except InvalidRegionError:
+        return f"{region!r} is not a region name (like us-east-1, or auto for R2)"
+    return None
+
+
+def _connection_options(command: F) -> F:
+    """Where a deployment's state index is, as publish takes it (--prefix, --endpoint-url,
+    --region; credentials from the default AWS chain)."""
+    for option in reversed(
+        (
+            click.option(
+                "--prefix",
+                default="",
+                envvar="WELLKNOWN_PREFIX",
+                show_envvar=True,
+                callback=_checked_by(prefix_problem),
+                help="Key prefix of the deployment, as given to publish.",
+            ),
+            click.option(
+                "--endpoint-url",
+                envvar="WELLKNOWN_ENDPOINT_URL",
+                show_envvar=True,
+                callback=_checked_by(endpoint_problem),
+                help="S3-compatible endpoint, http(s)://host[:port] (R2, MinIO, GCS).",
+            ),
+            click.option(
+                "--region",
+                envvar="WELLKNOWN_REGION",
+                show_envvar=True,
+                callback=_checked_by(_region_problem),
+                help="Bucket region.",
+            ),
+            click.option(
+                "--site",
+                envvar="WELLKNOWN_SITE",
+                show_envvar=True,
+                callback=_checked_by(site_problem),
+                help="The deployment is publish --site URL's (its own state index).",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+GUARD_BUCKET = click.option(
+    "--bucket",
+    help="Also warn about active keys this bucket's deployment has not published for cache_ttl.",
+)
+
+
+def _published(
+    bucket: str | None,
+    prefix: str,
+    endpoint_url: str | None,
+    region: str | None,
+    site: str | None,
+) -> dict[str, dict[str, Live]] | None:
+    """The rotation guard's input: what the bucket's state index knows (read only)."""
+    if bucket is None:
+        return None
+    from .commands import status
+
+    connection = status.Connection(bucket, prefix, endpoint_url, region, site=site)
+    return status.published(status.read(connection))
+
+
 @main.command()
 @_verbosity_options
 @CONFIG
@@ -155,14 +240,28 @@ STRICT = click.option(
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if OUT is not up to date.")
 @NOW
 @STRICT
-def render(config: Path, out: Path, check: bool, now: dt.datetime | None, strict: bool) -> None:
+@GUARD_BUCKET
+@_connection_options
+def render(
+    config: Path,
+    out: Path,
+    check: bool,
+    now: dt.datetime | None,
+    strict: bool,
+    bucket: str | None,
+    prefix: str,
+    endpoint_url: str | None,
+    region: str | None,
+    site: str | None,
+) -> None:
     """Render CONFIG into OUT/<host>/<issuer path>/.well-known/."""
     with _reported():
+        published = _published(bucket, prefix, endpoint_url, region, site)
         if check:
-            result = run_check(config, out, now, strict)
+            result = run_check(config, out, now, strict, published)
             _report_check(out, result.changes)
             return
-        result = run_render(config, out, now, strict)
+        result = run_render(config, out, now, strict, published)
     instances = result.instances
     _say(f"rendered {instances} instance(s) into {out}: {result.changes.summary()}")
 
@@ -195,43 +294,33 @@ def _report_check(out: Path, changes: Changes) -> None:
 )
 @NOW
 @STRICT
-def validate(configs: tuple[Path, ...], now: dt.datetime | None, strict: bool) -> None:
+@GUARD_BUCKET
+@_connection_options
+def validate(
+    configs: tuple[Path, ...],
+    now: dt.datetime | None,
+    strict: bool,
+    bucket: str | None,
+    prefix: str,
+    endpoint_url: str | None,
+    region: str | None,
+    site: str | None,
+) -> None:
     """Run every check on each CONFIG; write nothing. Every file is checked, then the
     worst exit code is returned (as pre-commit passes several files)."""
     failed = 0
+    with _reported():
+        published = _published(bucket, prefix, endpoint_url, region, site)
     for config in configs:
         try:
-            result = run_validate(config, now, strict)
+            result = run_validate(config, now, strict, published=published)
         except WellknownError as e:
             _error(e)
             failed = max(failed, e.exit_code)
             continue
-        keys = sum(len(i.keys) for i in result.config.instances)
-        _say(f"{config}: {len(result.config.instances)} instance(s), {keys} key(s): ok")
+        _say(f"{config}: {result.instances} instance(s), {result.keys} key(s): ok")
     if failed:
         sys.exit(failed)
-
-
-def _checked_by(rule: Callable[[str], str | None]) -> Callable[..., Any]:
-    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-        reason = rule(value) if value is not None else None
-        if reason:
-            raise click.BadParameter(reason)
-        return value
-
-    return callback
-
-
-def _region_problem(region: str) -> str | None:
-    """botocore's own rule, checked here so that a bad value is a usage error (exit 2)."""
-    from botocore.exceptions import InvalidRegionError
-    from botocore.utils import validate_region_name
-
-    try:
-        validate_region_name(region)
-    except InvalidRegionError:
-        return f"{region!r} is not a region name (like us-east-1, or auto for R2)"
-    return None
 
 
 @main.command()
@@ -330,6 +419,7 @@ def _region_problem(region: str) -> str | None:
     help="Take over the lease of a publish that died (see the refusal message).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and result as JSON.")
+@click.option("--now", "clock", callback=_instant, hidden=True, help="For tests: this run's time.")
 def publish(
     bucket: str,
     out: Path,
@@ -346,6 +436,7 @@ def publish(
     timeout: float,
     break_lease: bool,
     as_json: bool,
+    clock: dt.datetime | None,
 ) -> None:
     """Upload OUT to S3: changed JWKS first, then discovery documents, deletes, CDN."""
     from .publish import report
@@ -370,6 +461,7 @@ def publish(
         timeout=timeout,
         break_lease=break_lease,
         site=Site.of(site) if site else None,
+        now=clock,
     )
     with _reported():
         result = run_publish(options)
@@ -396,6 +488,53 @@ def _kms_ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...])
                 f"{key_id!r} is not a KMS key id, key ARN, alias name (alias/...) or alias ARN"
             )
     return value
+
+
+@main.command()
+@_verbosity_options
+@click.option(
+    "--bucket", required=True, envvar="WELLKNOWN_BUCKET", show_envvar=True, help="Bucket name."
+)
+@_connection_options
+@click.option(
+    "--instance",
+    "instances",
+    multiple=True,
+    metavar="ID",
+    help="Only these instances (repeatable).",
+)
+@click.option(
+    "--now",
+    callback=_instant,
+    envvar="WELLKNOWN_NOW",
+    show_envvar=True,
+    metavar="ISO8601",
+    help="The instant 'safe since' and 'safe from' are reckoned at (default: now).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(
+    bucket: str,
+    prefix: str,
+    endpoint_url: str | None,
+    region: str | None,
+    site: str | None,
+    instances: tuple[str, ...],
+    now: dt.datetime | None,
+    as_json: bool,
+) -> None:
+    """Per instance, each published key: its status, when it was first published, and from
+    when it is safe to sign with it or to drop it (from the bucket's state index)."""
+    from .commands import status as run_status
+
+    connection = run_status.Connection(bucket, prefix, endpoint_url, region, site=site)
+    with _reported():
+        found = run_status.read(connection, instances)
+    moment = now or dt.datetime.now(dt.timezone.utc)
+    if as_json:
+        click.echo(jsondoc.dumps(run_status.as_json(found, connection, moment)), nl=False)
+        return
+    for line in run_status.text(found, connection, moment):
+        click.echo(line)
 
 
 @main.command()

@@ -8,7 +8,7 @@ from typing import Any
 from . import jsondoc, urls
 from .errors import TemplateError
 from .keys import JWK
-from .model import Instance
+from .model import Instance, Rotation
 from .templating import Renderer
 
 JSON_CONTENT_TYPE = "application/json"  # Discovery §4.2; also accepted for JWKS (RFC 7517 §8.5)
@@ -26,6 +26,7 @@ class Document:
     instance: str
     kind: str
     kids: tuple[str, ...] = ()
+    rotation: Rotation | None = None  # a JWKS's: its keys' statuses, for publish's state index
 
 
 def jwks_document(instance: Instance, jwks: list[JWK], keys: list[dict[str, Any]]) -> Document:

@@ -11,11 +11,12 @@ TTL after it stopped signing.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from .errors import Problem
-from .model import Instance, KeySpec
+from .model import Instance, KeySpec, Rotation
 from .timing import after, describe, iso
 
 _ORDER = {"active": 0, "next": 1, "retired": 2}
@@ -35,9 +36,26 @@ class Outcome(Generic[K]):
     notices: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
+    rotation: Rotation | None = None  # the published keys' statuses, for the manifest
 
 
-def select(instance: Instance, keyed: list[tuple[KeySpec, K]], now: dt.datetime) -> Outcome[K]:
+@dataclass(frozen=True)
+class Live:
+    """What a bucket's state index says of one kid of an instance (README: Rotation status)."""
+
+    first_published: dt.datetime
+    initial: bool  # in the instance's first JWKS, or already live when the index first saw it
+    active_from: dt.datetime | None = None  # when a publish first showed it active
+
+
+def select(
+    instance: Instance,
+    keyed: list[tuple[KeySpec, K]],
+    now: dt.datetime,
+    published: Mapping[str, Live] | None = None,
+) -> Outcome[K]:
+    """`published`: the instance's kids as the bucket's state index knows them (`--bucket`); None
+    when not asked for or the bucket has never seen the instance (its first keys are new)."""
     out: Outcome[K] = Outcome()
     ttl, lifetime = instance.cache_ttl, instance.token_lifetime
     # When the current signer took over: the moment the retired keys stopped signing. Taken
@@ -71,6 +89,8 @@ def select(instance: Instance, keyed: list[tuple[KeySpec, K]], now: dt.datetime)
         return out
     for spec, jwk in live:
         out.warnings += _check(instance, spec, jwk, now, takeover, ttl)
+        if published is not None and spec.status == "active":
+            out.warnings += _guard(instance, spec, jwk.kid, published.get(jwk.kid), now)
     if live and not any(spec.status == "active" for spec, _ in live):
         out.warnings.append(
             Problem(
@@ -81,6 +101,12 @@ def select(instance: Instance, keyed: list[tuple[KeySpec, K]], now: dt.datetime)
         )
     live.sort(key=lambda pair: _ORDER[pair[0].status])  # stable: config order within a state
     out.published = [jwk for _, jwk in live]
+    out.rotation = Rotation(
+        ttl,
+        lifetime,
+        tuple(spec.status for spec, _ in live),
+        tuple(spec.not_after for spec, _ in live),
+    )
     return out
 
 
@@ -195,3 +221,37 @@ def _check(
             f"retired key {kid} started signing after the active key took over",
         )
     return found
+
+
+def _guard(
+    instance: Instance, spec: KeySpec, kid: str, found: Live | None, now: dt.datetime
+) -> list[Problem]:
+    """An active key that relying parties may not know yet: the bucket has never had it in
+    this instance's JWKS, or it signs (from its not_before, from the publish that first
+    showed it active, else from now) before it has been published for cache_ttl. Once
+    cache_ttl has passed since it was first published, caches have it and all is well."""
+    ttl, where = instance.cache_ttl, f"{spec.where}.status"
+    if found is None:
+        return [
+            Problem(
+                where,
+                f"active key {kid} has never been published in this instance's JWKS: publish "
+                f"it as status: next and wait cache_ttl ({describe(ttl)}) before it signs",
+                instance.id,
+            )
+        ]
+    safe = after(found.first_published, ttl)
+    starts = [t for t in (spec.not_before, found.active_from) if t is not None]
+    signs = min(starts) if starts else now
+    if found.initial or now >= safe or signs >= safe:
+        return []
+    return [
+        Problem(
+            where,
+            f"active key {kid} signs from {iso(signs)} but was first published at "
+            f"{iso(found.first_published)}: relying parties holding a cached JWKS would reject "
+            f"its tokens until {iso(safe)} (cache_ttl {describe(ttl)}); keep it status: next "
+            "until then",
+            instance.id,
+        )
+    ]

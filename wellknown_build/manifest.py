@@ -16,6 +16,8 @@ from . import jsondoc
 from .documents import KIND_DISCOVERY, KIND_JWKS, KIND_OAUTH, Document
 from .errors import TreeError, shown
 from .files import InputFileError, MiB, read_regular
+from .model import Rotation
+from .timing import iso, parse_instant
 
 MANIFEST_NAME = ".wellknown-build.json"
 MANIFEST_LIMIT = 1024 * MiB
@@ -49,6 +51,7 @@ class Entry:
     instance: str
     kind: str
     kids: tuple[str, ...] = ()
+    rotation: Rotation | None = None
 
     @classmethod
     def of(cls, document: Document) -> Entry:
@@ -61,6 +64,7 @@ class Entry:
             instance=document.instance,
             kind=document.kind,
             kids=document.kids,
+            rotation=document.rotation,
         )
 
 
@@ -94,6 +98,8 @@ def line(e: Entry) -> str:
     }
     if e.kids:
         item["kids"] = list(e.kids)
+    if e.rotation is not None:
+        item["rotation"] = _rotation_json(e.rotation)
     return jsondoc.dumps_line(item)
 
 
@@ -116,6 +122,42 @@ def entry_of_line(text: str) -> Entry | None:
         return None
 
 
+_STATUSES = ("active", "next", "retired")
+
+
+def _rotation_json(rotation: Rotation) -> dict[str, object]:
+    item: dict[str, object] = {
+        "cache_ttl": rotation.cache_ttl,
+        "token_lifetime": rotation.token_lifetime,
+        "status": list(rotation.status),
+    }
+    if any(rotation.not_after):
+        item["not_after"] = [iso(t) if t else None for t in rotation.not_after]
+    return item
+
+
+def _rotation(raw: object, kids: int) -> Rotation | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TypeError("rotation is not an object")
+    ttl, lifetime, status = raw["cache_ttl"], raw["token_lifetime"], raw["status"]
+    not_after = raw.get("not_after", [None] * kids)
+    if not all(type(n) is int and 0 <= n < 2**53 for n in (ttl, lifetime)):
+        raise ValueError("rotation: cache_ttl and token_lifetime must be seconds")
+    good = isinstance(status, list) and len(status) == kids
+    if not (good and all(s in _STATUSES for s in status)):
+        raise ValueError("rotation: a status per kid, each active, next or retired")
+    if not (isinstance(not_after, list) and len(not_after) == kids):
+        raise ValueError("rotation: not_after must list an instant or null per kid")
+    return Rotation(
+        ttl,
+        lifetime,
+        tuple(status),
+        tuple(parse_instant(t) if t is not None else None for t in not_after),
+    )
+
+
 def _entry(raw: object) -> Entry:
     if not isinstance(raw, dict):
         raise TypeError("an entry is not an object")
@@ -128,6 +170,7 @@ def _entry(raw: object) -> Entry:
         instance=raw["instance"],
         kind=raw["kind"],
         kids=tuple(raw.get("kids", ())),
+        rotation=_rotation(raw.get("rotation"), len(raw.get("kids", ()))),
     )
     if not is_tree_path(entry.path) or entry.path.startswith("."):  # (render's own files)
         raise ValueError(f"path {entry.path!r} is not one render writes")
@@ -142,6 +185,8 @@ def _entry(raw: object) -> Entry:
         raise ValueError(f"{entry.path}: kind {entry.kind!r} is unknown")
     if not all(isinstance(k, str) for k in entry.kids):
         raise ValueError(f"{entry.path}: kids must be strings")
+    if entry.rotation is not None and entry.kind != KIND_JWKS:
+        raise ValueError(f"{entry.path}: only a JWKS has a rotation")
     return entry
 
 

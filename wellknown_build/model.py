@@ -53,3 +53,15 @@ class Config:
     source: Path
     instances: tuple[Instance, ...]
     templates_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A JWKS's keys as render published them, carried in the manifest for publish's state
+    index (README: Rotation status): each kid's status and not_after, in the JWKS's order,
+    and the instance's timings."""
+
+    cache_ttl: int
+    token_lifetime: int
+    status: tuple[str, ...]
+    not_after: tuple[dt.datetime | None, ...]

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import os
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,10 @@ from .. import tree
 from ..build import Pipeline
 from ..cache import CACHE_NAME, Index
 from ..errors import Problem, StrictError, TreeError
+from ..lifecycle import Live
 
 log = logging.getLogger(__name__)
+Published = Mapping[str, Mapping[str, Live]]  # per instance, its kids in a bucket (--bucket)
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,11 @@ class RenderResult:
 
 
 def render(
-    config: Path, out: Path, now: dt.datetime | None = None, strict: bool = False
+    config: Path,
+    out: Path,
+    now: dt.datetime | None = None,
+    strict: bool = False,
+    published: Published | None = None,
 ) -> RenderResult:
     # One lock over reading the last render and writing the next: a second render at the
     # same time fails at once instead of building from a tree that is about to change.
@@ -43,7 +50,7 @@ def render(
         with tree.locked(out):
             held = True
             try:
-                return _run(config, out, now, strict, write=True)
+                return _run(config, out, now, strict, published, write=True)
             except BaseException:
                 if fresh:  # a failed first render leaves no folder behind
                     _remove_new(out)  # its lock file while still held: no one else's
@@ -56,23 +63,38 @@ def render(
 
 
 def check(
-    config: Path, out: Path, now: dt.datetime | None = None, strict: bool = False
+    config: Path,
+    out: Path,
+    now: dt.datetime | None = None,
+    strict: bool = False,
+    published: Published | None = None,
 ) -> RenderResult:
-    return _run(config, out, now, strict, write=False)
+    return _run(config, out, now, strict, published, write=False)
 
 
 def _run(
-    config: Path, out: Path, now: dt.datetime | None, strict: bool, write: bool
+    config: Path,
+    out: Path,
+    now: dt.datetime | None,
+    strict: bool,
+    published: Published | None,
+    write: bool,
 ) -> RenderResult:
     try:
-        return _attempt(config, out, now, strict, write, cache=True)
+        return _attempt(config, out, now, strict, published, write, cache=True)
     except tree.CacheMismatch as e:  # found before anything visible changed
         log.warning("%s; rendering without it", e)
-        return _attempt(config, out, now, strict, write, cache=False)
+        return _attempt(config, out, now, strict, published, write, cache=False)
 
 
 def _attempt(
-    config: Path, out: Path, now: dt.datetime | None, strict: bool, write: bool, cache: bool
+    config: Path,
+    out: Path,
+    now: dt.datetime | None,
+    strict: bool,
+    published: Published | None,
+    write: bool,
+    cache: bool,
 ) -> RenderResult:
     stage = tree.Stage(out, write)
     scratch = str(out / (CACHE_NAME + ".wkb.tmp")) if write else None
@@ -81,7 +103,7 @@ def _attempt(
     except sqlite3.Error as e:
         stage.discard()
         raise _cache_failed(scratch, e) from None
-    pipeline = Pipeline(config, now, out, index, stage, cache=cache)
+    pipeline = Pipeline(config, now, out, index, stage, published=published, cache=cache)
     try:
         outcome = pipeline.run()
         if strict and outcome.warnings:

@@ -3,7 +3,6 @@ a live issuer — every JWKS, then the discovery documents, then deletes, then t
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -19,12 +18,13 @@ from .. import manifest, progress, tree
 from ..cache import stat_of
 from ..documents import KIND_JWKS
 from ..errors import PublishError, SafetyLimitError, WellknownError
-from . import cdn
+from . import cdn, history
 from .lease import Lease
 from .plan import (
     CREATE,
     DELETE,
     OWNER,
+    UNCHANGED,
     UPDATE,
     Action,
     Plan,
@@ -43,10 +43,11 @@ from .s3 import (
     Bucket,
     Head,
     Listed,
-    PreconditionFailed,
 )
 from .site import Site, is_site_mark, owner_mark, select, state_keys, tree_paths, warn_about_buckets
-from .state import FOLDER, Record, State, parse
+from .state import FOLDER, UNKNOWN, Record, State, expand
+from .state import load as load_state
+from .state import save as save_state
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 2  # LastModified younger than this is not recorded (see _settled)
@@ -68,6 +69,7 @@ class Options:
     timeout: float = 30.0  # seconds per request attempt
     break_lease: bool = False
     site: Site | None = None  # publish only the documents under it, keyed relative to it
+    now: dt.datetime | None = None  # the instant recorded as this run's (tests); else the clock
 
 
 @dataclass
@@ -130,14 +132,6 @@ class _Tree:
     def body(self, entry: manifest.Entry) -> bytes:
         found = self._bodies.pop(entry.path, None)
         return found if found is not None else self._checked(entry)
-
-
-def _state(bucket: Bucket, key: str) -> State:
-    """The deployment's state index, or an empty one (then every object is looked at)."""
-    found = bucket.get(key)
-    if found is None:
-        return State()
-    return parse(found[0], found[1], key)
 
 
 def _nested_deployments(listing: dict[str, Listed], prefix: str) -> list[str]:
@@ -217,7 +211,7 @@ def _remote(
     bucket: Bucket,
     listing: dict[str, Listed],
     state: State,
-    wanted: set[str],
+    wanted: dict[str, manifest.Entry],
     delete: bool,
     mark: str,
     pool: ThreadPoolExecutor,
@@ -230,19 +224,19 @@ def _remote(
     remote: dict[str, Remote] = {}
     to_head = []
     for key, listed in listing.items():
-        known = state.objects.get(key)
-        if known and known.etag == listed.etag and known.modified == listed.modified:
+        known = state.trusted(key, listed.etag, listed.modified)
+        if known:
+            entry = wanted.get(key)  # the index keeps shortened hashes: the full ones they match
             remote[key] = Remote(
                 key,
                 listed.etag,
                 listed.size,
-                known.fingerprint,
-                known.sha256,
+                expand(known[0], fingerprint(entry, acl) if entry else None),
+                expand(known[1], entry.sha256 if entry else None),
                 True,
                 listed.modified,
-                known.kids,
             )
-        elif key in wanted or known is not None or delete:
+        elif key in wanted or key in state.objects or delete:
             to_head.append(key)
         else:
             remote[key] = Remote(key, listed.etag, listed.size, modified=listed.modified)
@@ -250,11 +244,7 @@ def _remote(
         log.info("reading the metadata of %d objects", len(to_head))
     for key, head in _heads(bucket, to_head, listing, seen, pool).items():
         if head is not None:
-            found = _from_head(key, head, listing[key], mark, acl)
-            known = state.objects.get(key)
-            if known is not None and known.etag == head.etag:  # same body: same kids
-                found = dataclasses.replace(found, kids=known.kids)
-            remote[key] = found
+            remote[key] = _from_head(key, head, listing[key], mark, acl)
     return remote
 
 
@@ -279,12 +269,20 @@ def _verify_deletes(
 
 
 def _old_kids(
-    plan: Plan, remote: dict[str, Remote], bucket: Bucket, pool: ThreadPoolExecutor
+    plan: Plan,
+    remote: dict[str, Remote],
+    bucket: Bucket,
+    pool: ThreadPoolExecutor,
+    state: State,
 ) -> dict[str, list[str] | None]:
     """The kids in each JWKS object this publish changes: from the index where it knows
     them, else read (concurrently): a rotation of 10,000 tenants reads nothing."""
     wanted = [a.key for a in plan.of(UPDATE, DELETE) if a.kind == KIND_JWKS and a.key in remote]
-    known = {k: list(kids) for k in wanted if (kids := remote[k].kids) is not None}
+    known = {
+        k: kids
+        for k in wanted
+        if (kids := history.kids_at(state.history(k), remote[k].etag)) is not None
+    }
     unknown = [k for k in wanted if k not in known]
 
     def read(key: str) -> list[str] | None:
@@ -389,11 +387,24 @@ def _has_work(options: Options, result: Result, remote: dict[str, Remote], state
     looked at (HEAD) until the next publish with work records them."""
     if result.plan.changes or options.distribution_id in state.pending:
         return True
-    ours, recorded = _records(remote), state.objects
-    return ours.keys() != recorded.keys() or any(
-        dataclasses.replace(record, modified=recorded[key].modified) != recorded[key]
-        for key, record in ours.items()
+    ours, recorded = _looked_at(remote), state.objects
+    return (
+        _owned(remote) != recorded.keys()
+        or any(not record.same_but_modified(recorded[key]) for key, record in ours.items())
+        or _keys_to_record(result.plan, remote, state)
     )
+
+
+def _keys_to_record(plan: Plan, remote: dict[str, Remote], state: State) -> bool:
+    """Whether the kids' history (publish/history.py) is missing or out of date for a JWKS
+    this publish leaves unchanged."""
+    for action in plan.of(UNCHANGED):
+        entry = action.entry
+        head = history.head_of(entry) if entry and entry.kind == KIND_JWKS else None
+        stored = state.history(action.key)
+        if head is not None and not history.unchanged(stored, head, remote[action.key].etag):
+            return True
+    return False
 
 
 def _prepare(
@@ -405,9 +416,9 @@ def _prepare(
 ) -> Prepared:
     prefix, mark = options.prefix, owner_mark(options.prefix, options.site)
     state_key = state_keys(prefix, options.site)[0]
-    wanted = {prefix + e.path for e in entries}
-    listing = _listing(bucket, prefix, wanted, pool)
-    state = _state(bucket, state_key)
+    wanted = {prefix + e.path: e for e in entries}
+    listing = _listing(bucket, prefix, set(wanted), pool)
+    state = load_state(bucket, prefix, pool, _home(options))
     remote = _remote(bucket, listing, state, wanted, options.delete, mark, pool, seen, options.acl)
     plan = make_plan(
         entries, prefix, remote, acl=options.acl, delete=options.delete, state_key=state_key
@@ -421,32 +432,63 @@ def _prepare(
             f" {shown}{', ...' if len(deletes) > 5 else ''}; nothing was changed. If these "
             f"deletes are intended, pass --max-deletes {len(deletes)}"
         )
-    plan.kid_changes = kid_changes(plan, _old_kids(plan, remote, bucket, pool), prefix)
+    plan.kid_changes = kid_changes(plan, _old_kids(plan, remote, bucket, pool, state), prefix)
     result = Result(plan, options.dry_run)
     result.pending_invalidations = {d: list(p) for d, p in state.pending.items() if p}
     return result, remote, state
 
 
-def _records(remote: dict[str, Remote]) -> dict[str, Record]:
+def _owned(remote: dict[str, Remote]) -> set[str]:
+    """The objects the index should have an entry for."""
+    return {key for key, r in remote.items() if r.owned and r.fingerprint}
+
+
+def _looked_at(remote: dict[str, Remote]) -> dict[str, Record]:
+    """Entries for our objects known from their own headers (HEAD) rather than the index:
+    those an index entry trusted are what the index already says."""
     return {
-        key: Record(r.fingerprint, r.sha256 or "", r.etag, r.modified or None, r.kids)
+        key: Record.of(r.fingerprint, r.sha256 or "", r.etag, r.modified or None)
         for key, r in remote.items()
-        if r.owned and r.fingerprint
+        if r.owned and r.fingerprint and r.verified
     }
 
 
-def _save(bucket: Bucket, state_key: str, state: State, new: State, result: Result) -> None:
-    """Write the index only if it changed, and only over the version this run read."""
-    if new.objects == state.objects and new.pending == state.pending:
-        return
-    try:
-        state.etag = bucket.put_json(state_key, new.as_json(), if_match=state.etag)
-        result.puts += 1  # counted like any PUT (the bench counts requests)
-    except PreconditionFailed:
-        raise PublishError(
-            f"{state_key} was changed by someone else during this publish; run publish again"
-        ) from None
-    state.objects, state.pending = dict(new.objects), {d: list(p) for d, p in new.pending.items()}
+def _home(options: Options) -> str:
+    """The folder of the deployment's state index: `<prefix>.wellknown-build/`, or a site's."""
+    return state_keys(options.prefix, options.site)[0].removesuffix("state.json")
+
+
+def _save(bucket: Bucket, options: Options, state: State, new: State, result: Result) -> None:
+    """Write what changed in the index, only over the versions this run read."""
+    result.puts += save_state(bucket, options.prefix, state, new, _home(options))
+
+
+def _record_keys(
+    options: Options,
+    plan: Plan,
+    remote: dict[str, Remote],
+    state: State,
+    new: State,
+    uploaded: dict[str, str],
+) -> None:
+    """The kids' history of every JWKS that now holds what the manifest says (unchanged, or
+    uploaded by this run), at this run's clock (publish/history.py)."""
+    now = history.epoch(options.now or dt.datetime.now(dt.timezone.utc))
+    for action in plan.of(UNCHANGED, CREATE, UPDATE):
+        entry, key = action.entry, action.key
+        head = history.head_of(entry) if entry and entry.kind == KIND_JWKS else None
+        after = remote[key].etag if action.op == UNCHANGED else uploaded.get(key)
+        if entry is None or head is None or after is None:
+            continue
+        stored, record = state.history(key), new.record(key)
+        if record is None or history.unchanged(stored, head, after):
+            continue
+        before = remote[key].etag if key in remote else None
+        added = plan.kid_changes.get(key.removeprefix(options.prefix), ([], []))[0]
+        there = entry.kids if action.op == UNCHANGED else [k for k in entry.kids if k not in added]
+        old = history.decode(stored) if stored else None
+        keys = history.record(old, entry, before, after, there, now)
+        new.put(key, record, history.encode(keys))
 
 
 def _execute(
@@ -460,7 +502,13 @@ def _execute(
 ) -> None:
     acl, prefix, plan = options.acl, options.prefix, result.plan
     state_key, mark = state_keys(prefix, options.site)[0], owner_mark(prefix, options.site)
-    new = State(_records(remote), {d: list(p) for d, p in state.pending.items()}, state.etag)
+    new = state.copy()
+    for key in state.objects.keys() - _owned(remote):
+        new.drop(key)
+    for key, record in _looked_at(remote).items():
+        if record.packed() != state.objects.get(key, "")[: len(record.packed())]:
+            new.put(key, record, state.history(key))
+    uploaded: dict[str, str] = {}
 
     def upload(action: Action) -> str:
         assert action.entry is not None
@@ -488,13 +536,12 @@ def _execute(
                     entry = action.entry
                     result.puts += 1
                     result.uploaded_bytes += entry.size
-                    kids = entry.kids if entry.kind == KIND_JWKS else None
-                    new.objects[action.key] = Record(
-                        fingerprint(entry, acl), entry.sha256, etag, None, kids
-                    )
+                    written = Record.of(fingerprint(entry, acl), entry.sha256, etag, None)
+                    new.put(action.key, written)
+                    uploaded[action.key] = etag
                 else:
                     result.deletes += 1
-                    new.objects.pop(action.key, None)
+                    new.drop(action.key)
             if failures:
                 result.failures = sorted(failures)
                 skipped = len(plan.changes) - len(changed) - len(failures)
@@ -504,12 +551,13 @@ def _execute(
                     "again to finish:\n  " + "\n  ".join(result.failures)
                 )
                 break
+        _record_keys(options, plan, remote, state, new, uploaded)
         _learn_modified(bucket, prefix, new, changed, pool)
         if result.error is None:
             _invalidate(options, new, changed, bucket, state_key, state, result)
     finally:
         try:
-            _save(bucket, state_key, state, new, result)
+            _save(bucket, options, state, new, result)
         except PublishError as e:
             result.error = result.error or str(e)
         result.pending_invalidations = {d: list(p) for d, p in state.pending.items() if p}
@@ -521,7 +569,7 @@ def _learn_modified(
     """A PUT answers with the ETag but not the LastModified the index needs to trust an
     entry; one listing of each host folder written to (concurrently) gives it, so the next
     publish need not look at these objects again."""
-    written = {k for k in changed if k in new.objects and new.objects[k].modified is None}
+    written = {k for k in changed if (r := new.record(k)) is not None and r.modified == UNKNOWN}
     # each top folder, or the key itself when it has none (a --site's `keys.json`)
     folders = sorted({prefix + "".join(k.removeprefix(prefix).partition("/")[:2]) for k in written})
     try:
@@ -531,10 +579,10 @@ def _learn_modified(
         return
     for listing in listings:
         for key, listed in listing.items():
-            record = new.objects.get(key)
+            record = new.record(key)
             settled = _settled(listed.modified)
-            if key in written and record is not None and record.etag == listed.etag and settled:
-                new.objects[key] = dataclasses.replace(record, modified=settled)
+            if key in written and record is not None and record.same_etag(listed.etag) and settled:
+                new.put(key, record.settled(settled), new.history(key))
 
 
 def _invalidate(
@@ -562,7 +610,7 @@ def _invalidate(
     if not pending:
         return
     new.pending[distribution] = pending
-    _save(bucket, state_key, state, new, result)
+    _save(bucket, options, state, new, result)
     sent = cdn.batch(pending)
     try:
         result.invalidation_id = cdn.invalidate(distribution, sent)
