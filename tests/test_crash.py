@@ -213,3 +213,183 @@ def test_a_leftover_staging_folder_blocks_nothing(world: dict[str, object]) -> N
     assert not (out / tree.STAGING_NAME).exists()
     assert not (out / "elsewhere.example").exists()
     assert _files(out) == world["expected"][2]  # type: ignore[index]
+
+
+# -- every instant of a small re-render and of a first render ------------------------------
+# The child above counts writes, renames and unlinks. This one counts every call that changes
+# the file system (folders removed too) and names the step it dies at. It imports render once
+# and forks a fresh process for each step (one single-threaded helper process: fork is safe
+# there), so a sweep over every step stays short.
+_STEP_CHILD = """
+import builtins, os, pathlib, signal, sys
+from wellknown_build.commands.render import render
+config = pathlib.Path(sys.argv[1])
+def run(limit, out):
+    count = [0]
+    def tick(name, path):
+        count[0] += 1
+        if count[0] == limit:
+            where = os.path.relpath(os.fspath(path), out).replace(os.sep, "/")
+            print(f"{limit} killed at {name} {where}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    def counted(name, function):
+        def wrapper(path, *args, **kwargs):
+            tick(name, path)
+            return function(path, *args, **kwargs)
+        return wrapper
+    real_open = builtins.open
+    def open_(file, mode="r", *args, **kwargs):
+        if any(m in mode for m in "wxa"):
+            tick("open", file)
+        return real_open(file, mode, *args, **kwargs)
+    builtins.open = open_
+    for name in ("replace", "unlink", "rmdir", "rename"):
+        setattr(os, name, counted(name, getattr(os, name)))
+        if hasattr(getattr(pathlib, "_NormalAccessor", None), name):  # Python 3.10's Path
+            setattr(pathlib._NormalAccessor, name, staticmethod(getattr(os, name)))
+    render(config, pathlib.Path(out))
+    print(f"{limit} operations={count[0]}", flush=True)
+for pair in sys.argv[2:]:
+    limit, out = pair.split("=", 1)
+    child = os.fork()
+    if child == 0:
+        try:
+            run(int(limit), out)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+"""
+
+# a changes, b stays, c goes (its host folder with it), d is a new host (one folder moved
+# in), e a new folder on b's host.
+_SMALL = {
+    1: {"a": "https://a.example", "b": "https://b.example/t/x", "c": "https://c.example"},
+    2: {
+        "a": "https://a.example",
+        "b": "https://b.example/t/x",
+        "d": "https://d.example",
+        "e": "https://b.example/t/y",
+    },
+}
+
+
+def _small_config(folder: Path, version: int) -> Path:
+    lines = ["instances:"]
+    for ident, issuer in _SMALL[version].items():
+        extra = f", discovery: {{v: {version}}}" if ident == "a" else ""
+        lines.append(
+            f"  - {{id: {ident}, issuer: '{issuer}', keys: [{{path: keys/k0.pem}}]{extra}}}"
+        )
+    return write(folder / f"small{version}.yaml", "\n".join(lines) + "\n")
+
+
+def _layout(out: Path) -> tuple[dict[str, bytes], list[str]]:
+    """The tree as a reader sees it: files with their bytes, and every folder (an empty
+    folder left behind is a difference too); render's bookkeeping aside."""
+    folders = sorted(
+        str(p.relative_to(out))
+        for p in out.rglob("*")
+        if p.is_dir() and tree.STAGING_NAME not in p.relative_to(out).parts
+    )
+    return _files(out), folders
+
+
+def _steps(config: Path, runs: list[tuple[int, Path]]) -> dict[int, str]:
+    """Render `config` into each folder, killed at the given step (0: never); what each run
+    printed: where it died, or how many steps it took."""
+    done = subprocess.run(
+        [sys.executable, "-c", _STEP_CHILD, str(config), *(f"{k}={out}" for k, out in runs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    said = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    return {int(k): text for k, text in said.items()}
+
+
+def _versions_of(folder: Path) -> dict[str, set[bytes]]:
+    """Every body a path has in either version: what a reader may see mid-render."""
+    seen: dict[str, set[bytes]] = {}
+    for version in (1, 2):
+        reference = folder / f"small-reference{version}"
+        for path, body in _files(reference).items():
+            seen.setdefault(path, set()).add(body)
+    return seen
+
+
+def _assert_read_right(out: Path, config: Path, clean: tuple[dict[str, bytes], list[str]]) -> None:
+    """After a kill: --check, publish, serve and the next render read the state right."""
+    from wellknown_build.commands.render import check
+    from wellknown_build.commands.serve import PreviewServer
+
+    # --check is clean only when the tree is exactly what render writes.
+    if check(config, out).changes.clean:
+        assert _layout(out) == clean
+    # publish reads only a finished tree whose every file matches its manifest.
+    try:
+        local = _Tree(out)
+    except (PublishError, TreeError) as e:
+        assert "render" in str(e)
+    else:
+        assert not tree.interrupted(out)
+        for entry in local.entries:
+            local.body(entry)
+    # serve never serves a torn document: each body is one a render wrote there.
+    bodies = _versions_of(out.parent)
+    try:
+        server = PreviewServer(out)
+    except TreeError:
+        pass
+    else:
+        try:
+            for path, entry in server.files.items():
+                body = server.body(entry)
+                assert body is None or body in bodies[path]
+        finally:
+            server.server_close()
+    # The next render leaves exactly the tree a clean render writes, and no bookkeeping.
+    render(config, out)
+    assert _layout(out) == clean
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == sorted(
+        [tree.LOCK_NAME, CACHE_NAME, ".wellknown-build.json"]
+    )
+    assert check(config, out).changes.clean
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["re-render", "first-render"])
+def test_kill_9_at_every_step(tmp_path: Path, first: bool) -> None:
+    write(tmp_path / "keys" / "k0.pem", public_pem(KEY_MAKERS["ed25519"]()))
+    v1, v2 = _small_config(tmp_path, 1), _small_config(tmp_path, 2)
+    references = {}
+    for version, config in ((1, v1), (2, v2)):
+        render(config, tmp_path / f"small-reference{version}")
+        references[version] = _layout(tmp_path / f"small-reference{version}")
+    probe = tmp_path / "probe"
+    if not first:
+        render(v1, probe)
+    operations = int(_steps(v2, [(0, probe)])[0].split("=")[1])
+    runs = [(k, tmp_path / f"killed-{k}") for k in range(1, operations + 1)]
+    if not first:
+        for _, out in runs:
+            render(v1, out)
+    steps = _steps(v2, runs)
+    assert sorted(steps) == [k for k, _ in runs]
+    for k, out in runs:
+        assert steps[k].startswith("killed at "), steps[k]
+        _assert_read_right(out, v2, references[2])
+    # The sweep went through staging, the journal, removals, folder and file moves, the
+    # manifest, the cache and the journal's removal, in that order.
+    order = {text.removeprefix("killed at "): k for k, text in sorted(steps.items(), reverse=True)}
+    staged = [k for text, k in order.items() if text.startswith(f"open {tree.STAGING_NAME}/")]
+    journal = order[f"replace {tree.JOURNAL_NAME}.wkb.tmp"]
+    new_host = order[f"replace {tree.STAGING_NAME}/d.example"]
+    manifest = order["replace .wellknown-build.json.wkb.tmp"]
+    cache = order[f"replace {CACHE_NAME}.wkb.tmp"]
+    done = order[f"unlink {tree.JOURNAL_NAME}"]
+    assert staged and max(staged) < journal < new_host < manifest < cache < done
+    if not first:
+        removed = order["unlink c.example/.well-known/jwks.json"]
+        assert journal < removed < order["rmdir c.example"] < new_host
+        assert journal < order[f"replace {tree.STAGING_NAME}/b.example/t/y"] < manifest

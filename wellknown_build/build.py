@@ -434,6 +434,8 @@ class Pipeline:
         sink: Sink,
         kept: list[Document | Entry] | None = None,
         published: Mapping[str, Mapping[str, Live]] | None = None,
+        *,
+        cache: bool = True,  # False: ignore the last render's cache (it did not match)
     ) -> None:
         self.path = config_path
         self.published = published  # per instance, its kids as a bucket's index knows them
@@ -442,7 +444,7 @@ class Pipeline:
         self.index = index
         self.sink = sink
         self.kept = kept  # build(): unchanged instances' entries, in order
-        self.previous = tree.previous_index(out) if out is not None else None
+        self.previous = tree.previous_index(out) if out is not None and cache else None
         self.problems: list[Problem] = []
         self.notices: list[Problem] = []
         self.warnings: list[Problem] = []

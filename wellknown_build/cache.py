@@ -29,7 +29,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 
 CACHE_NAME = ".wellknown-build.cache"
 FORMAT = "3"
@@ -63,6 +63,14 @@ def stat_of(path: str, *, follow: bool = True) -> Stat | None:
     return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
+def read_only_uri(path: PurePath) -> str | None:
+    """The SQLite URI that opens the absolute `path` read-only, or None where a URI cannot
+    name it: a Windows UNC path (SQLite wants an empty authority). Made from the path as
+    given, not Path.resolve(), which on Windows turns a mapped drive into a UNC path."""
+    uri = path.as_uri()  # file:///C:/... on Windows; `?` and `#` in names are escaped
+    return f"{uri}?mode=ro" if uri.startswith("file:///") else None
+
+
 def _stat(row: tuple[object, ...]) -> Stat | None:
     if len(row) == 4 and all(type(n) is int for n in row):
         return (row[0], row[1], row[2], row[3])  # type: ignore[return-value]
@@ -83,14 +91,18 @@ class Index:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         db = sqlite3.connect(path or ":memory:", isolation_level=None)
-        # A scratch file renamed into place at the end: no rollback journal is needed.
-        db.execute("PRAGMA journal_mode=OFF")
-        db.execute("PRAGMA synchronous=OFF")
-        db.execute("BEGIN")
-        for statement in _SCHEMA:
-            db.execute(statement)
-        db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
-        db.execute("INSERT INTO meta VALUES ('version', ?)", (VERSION,))
+        try:
+            # A scratch file renamed into place at the end: no rollback journal is needed.
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute("BEGIN")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
+            db.execute("INSERT INTO meta VALUES ('version', ?)", (VERSION,))
+        except sqlite3.Error:
+            cls(db, path).discard()
+            raise
         return cls(db, path)
 
     @classmethod
@@ -100,9 +112,12 @@ class Index:
         path = out / CACHE_NAME
         if not path.is_file() or path.is_symlink():
             return None
+        uri = read_only_uri(Path(os.path.abspath(path)))
+        if uri is None:
+            return None
         db: sqlite3.Connection | None = None
         try:
-            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            db = sqlite3.connect(uri, uri=True)
             db.execute("PRAGMA query_only=ON")
             db.execute("PRAGMA trusted_schema=OFF")
             schema = [
@@ -168,6 +183,17 @@ class Index:
             for r in rows
             if isinstance(r[0], str) and isinstance(r[1], str)
         ]
+
+    def paths_agree(self) -> bool:
+        """Whether every file row is text and its manifest line names its own path first
+        (`{"path":"<path>",`: a path render writes has no character JSON escapes)."""
+        row = self._one(
+            "SELECT count(*) FROM files WHERE typeof(path) != 'text' OR typeof(line) != 'text' "
+            "OR instr(path, '\"') OR substr(line, 1, length(path) + 11) != "
+            "'{\"path\":\"' || path || '\",'",
+            (),
+        )
+        return row == (0,)
 
     def file_stat(self, path: str) -> Stat | None:
         row = self._one("SELECT size, mtime, ctime, ino FROM files WHERE path=?", (path,))

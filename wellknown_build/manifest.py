@@ -172,7 +172,7 @@ def _entry(raw: object) -> Entry:
         kids=tuple(raw.get("kids", ())),
         rotation=_rotation(raw.get("rotation"), len(raw.get("kids", ()))),
     )
-    if not is_tree_path(entry.path):
+    if not is_tree_path(entry.path) or entry.path.startswith("."):  # (render's own files)
         raise ValueError(f"path {entry.path!r} is not one render writes")
     if not (isinstance(entry.sha256, str) and _SHA256.fullmatch(entry.sha256)):
         raise ValueError(f"{entry.path}: sha256 is not a SHA-256 in hex")

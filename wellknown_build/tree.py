@@ -23,6 +23,8 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ JOURNAL_NAME = ".wellknown-build.journal"
 LOCK_NAME = ".wellknown-build.lock"
 STAGING_NAME = ".wellknown-build.staging"  # new bodies, until every instance is checked
 _TEMPORARY = ".wkb.tmp"  # suffix of a file written beside the one it replaces
+_REMEMBERED_FOLDERS = 4096  # folders known to be safe (or made), per run, at most
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class _Paths:
 
     def __init__(self, out: Path) -> None:
         self.out = str(out)
-        self._safe_dirs: set[str] = set()
+        self._safe_dirs: set[str] = set()  # emptied when full: memory stays flat
 
     def __call__(self, relative: str) -> str:
         if not manifest.is_tree_path(relative):
@@ -86,11 +89,24 @@ class _Paths:
         return target
 
     def _check_dirs(self, folder: str) -> None:
+        if len(self._safe_dirs) > _REMEMBERED_FOLDERS:
+            self._safe_dirs.clear()
         while folder != self.out and folder not in self._safe_dirs:
-            if os.path.islink(folder):
+            if _is_link(folder):
                 raise TreeError(f"refusing to write through the symbolic link {folder}")
             self._safe_dirs.add(folder)
             folder = os.path.dirname(folder)
+
+
+def _is_link(path: str) -> bool:
+    """A symbolic link, or on Windows any reparse point: a directory junction leads out of
+    the tree as a link does, and os.path.islink says False for it before Python 3.12."""
+    try:
+        info = os.lstat(path)
+    except (OSError, ValueError):
+        return False
+    reparse = getattr(info, "st_file_attributes", 0) & stat.FILE_ATTRIBUTE_REPARSE_POINT
+    return stat.S_ISLNK(info.st_mode) or bool(reparse)
 
 
 def _current(target: str) -> bytes | None:
@@ -171,7 +187,9 @@ def _journal(out: Path) -> Journal | None:
     for name in ("paths", "temporaries"):
         items = raw.get(name) if isinstance(raw, dict) else None
         result[name] = [
-            p for p in (items if isinstance(items, list) else []) if manifest.is_tree_path(p)
+            p
+            for p in (items if isinstance(items, list) else [])
+            if manifest.is_tree_path(p) and not p.startswith(".")  # (not under a host: ours)
         ]
     # Recovery deletes the temporaries: only names render gives them (`.name.wkb.tmp`).
     result["temporaries"] = [
@@ -237,16 +255,25 @@ class Stage:
         self.write = write
         self.paths = _Paths(out)
         self.root = os.path.join(str(out), STAGING_NAME)
-        self._made: set[str] = set()
+        self._made: set[str] = set()  # folders made or found to be folders (bounded)
         if write:
             _remove_staging(out)
+            if os.path.lexists(self.root):  # what is in it would be moved into the tree
+                raise TreeError(
+                    f"cannot remove {self.root}, left by an earlier render; remove it and "
+                    "render again"
+                )
 
     def document(self, document: Document) -> tuple[int, Stat | None]:
         target = self.paths(document.path)
         current = _current(target)
         if current == document.body:
             return 0, stat_of(target, follow=False)
+        if len(self._made) > _REMEMBERED_FOLDERS:
+            self._made.clear()
         if self.write:
+            if current is None:
+                self._need_folders(os.path.dirname(target), document.path)
             staged = os.path.join(self.root, *document.path.split("/"))
             folder = os.path.dirname(staged)
             try:
@@ -262,6 +289,18 @@ class Stage:
                 ) from None
         return (1 if current is None else 2), None
 
+    def _need_folders(self, folder: str, relative: str) -> None:
+        """A file standing where `relative` needs a folder is refused now, before anything
+        changes (POSIX reports it when the file is read; Windows reads it as missing)."""
+        while folder != self.paths.out and folder not in self._made:
+            if os.path.lexists(folder) and not os.path.isdir(folder):
+                raise TreeError(
+                    f"{folder} is a file, but {relative} must be written below it; "
+                    "nothing was changed"
+                )
+            self._made.add(folder)
+            folder = os.path.dirname(folder)
+
     def discard(self) -> None:
         if self.write:
             _remove_staging(self.out)
@@ -274,17 +313,49 @@ def _remove_staging(out: Path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(out / (name + _TEMPORARY))
     staging = out / STAGING_NAME
-    if staging.is_symlink() or staging.is_file():
-        staging.unlink()
-    elif staging.is_dir():
-        shutil.rmtree(staging, ignore_errors=True)
+    if staging.is_dir() and not staging.is_symlink():
+        shutil.rmtree(staging, ignore_errors=True)  # links in it are removed, not followed
+    else:  # a link (never followed), a file, anything else
+        with contextlib.suppress(OSError):
+            staging.unlink()
+
+
+class CacheMismatch(TreeError):
+    """The render cache does not mirror the manifest beside it: render again without it."""
+
+
+def _mirrors(out: Path, previous: Index) -> bool:
+    """Whether the cache's files are the manifest's entries, line for line, each row under
+    the path its line names. Only then does the cache stand in for the manifest: one that
+    lists a file the manifest does not (or misses one) would have render remove a file it
+    did not write, or forget one it did, and its lines go into the next manifest."""
+    digest = hashlib.sha256()
+    try:
+        if not previous.paths_agree():
+            return False
+        for chunk in manifest.chunks(previous.lines()):
+            digest.update(chunk)
+        current = hashlib.sha256()
+        with open(out / manifest.MANIFEST_NAME, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                current.update(block)
+    except (sqlite3.Error, OSError):
+        return False
+    return current.digest() == digest.digest()
 
 
 def _owned(out: Path, index: Index, previous: Index | None, journal: Journal | None) -> None:
     """Into `index`: what the last render wrote (the cache mirrors its manifest; without a
     cache the manifest is read), and what an interrupted run may have written."""
     if previous is not None:
-        index.add_owned(previous.paths())  # checked when found stale
+        try:
+            if not _mirrors(out, previous):
+                raise sqlite3.DatabaseError("not the manifest's entries")
+            index.add_owned(previous.paths())  # checked when found stale
+        except sqlite3.Error as e:
+            raise CacheMismatch(
+                f"{out / CACHE_NAME} does not match {manifest.MANIFEST_NAME} ({e})"
+            ) from None
     elif out.is_dir():
         path = out / manifest.MANIFEST_NAME
         try:
@@ -301,7 +372,11 @@ def _owned(out: Path, index: Index, previous: Index | None, journal: Journal | N
 
 def _stale(out: Path, index: Index) -> list[str]:
     paths = _Paths(out)
-    return [p for p in index.stale() if manifest.is_tree_path(p) and os.path.isfile(paths(p))]
+    return [
+        p
+        for p in index.stale()
+        if manifest.is_tree_path(p) and not p.startswith(".") and os.path.isfile(paths(p))
+    ]
 
 
 def _new_manifest(out: Path, index: Index, scratch: str | None) -> tuple[bool, str | None]:
@@ -390,7 +465,13 @@ def commit(out: Path, index: Index, previous: Index | None, dirty: bool) -> Chan
 def _save(out: Path, index: Index) -> None:
     """The cache, recording the stat data of the manifest it goes with."""
     seen = stat_of(str(out / manifest.MANIFEST_NAME), follow=False)
-    index.set_meta("manifest", json.dumps(seen))
+    try:
+        index.set_meta("manifest", json.dumps(seen))
+    except sqlite3.Error:  # no cache then: the next render reads the tree again
+        index.discard()
+        with contextlib.suppress(OSError):
+            os.unlink(out / CACHE_NAME)
+        return
     index.save(out / CACHE_NAME)
 
 
@@ -422,10 +503,29 @@ def _move(staged: str, target: str) -> None:
         names = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
     for name, is_dir in names:
         source, destination = os.path.join(staged, name), os.path.join(target, name)
-        if is_dir and os.path.isdir(destination) and not os.path.islink(destination):
+        if is_dir and os.path.isdir(destination) and not _is_link(destination):
             _move(source, destination)
         else:
             os.replace(source, destination)
+
+
+def _prune_emptied(inside: _Paths, paths: list[str], out: Path) -> None:
+    """The folders of files a killed run removed before it could remove the folders (only
+    empty ones go, and none reached through a symbolic link)."""
+    folders: dict[str, None] = {}
+    for relative in paths:
+        try:
+            target = inside(relative)
+        except TreeError:
+            continue
+        if os.path.lexists(target):
+            continue
+        while target != inside.out and not os.path.lexists(target):
+            target = os.path.dirname(target)
+        folders[target] = None
+    for folder in folders:
+        if folder != inside.out and os.path.isdir(folder) and not _is_link(folder):
+            _prune(Path(folder), out)
 
 
 def _apply(
@@ -437,24 +537,31 @@ def _apply(
         [changes.created, changes.updated, changes.removed, journal["paths"] if journal else []],
         old_temporaries,
     )
+    inside = _Paths(out)
     try:
         for relative in old_temporaries:  # left by an interrupted run of an older version
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(out / relative)
+            with contextlib.suppress(FileNotFoundError, TreeError):
+                os.unlink(inside(relative))
         for relative in changes.removed:
-            stale = out / relative
+            stale = Path(inside(relative))  # (checked again: a folder may be a link now)
             stale.unlink(missing_ok=True)
             log.info("removed %s (no longer rendered)", relative)
             _prune(stale.parent, out)
+        if journal is not None:
+            _prune_emptied(inside, journal["paths"], out)
         if changes.created or changes.updated:
             _move(os.path.join(out, STAGING_NAME), str(out))
     except OSError as e:
         raise TreeError(
             f"updating {out} failed ({e.strerror}: {e.filename}); render again to finish"
         ) from None
-    for group in (changes.created, changes.updated):
-        for relative in group:
-            index.set_stat(relative, stat_of(os.path.join(out, *relative.split("/")), follow=False))
+    try:
+        for group in (changes.created, changes.updated):
+            for relative in group:
+                path = os.path.join(out, *relative.split("/"))
+                index.set_stat(relative, stat_of(path, follow=False))
+    except sqlite3.Error as e:  # the cache being made (a full disk): the journal stays
+        raise TreeError(f"updating {out} failed ({e}); render again to finish") from None
     # Last: publish trusts only what the manifest lists, and only without a journal.
     if manifest_file is not None:
         try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,10 @@ from pathlib import Path
 from .. import tree
 from ..build import Pipeline
 from ..cache import CACHE_NAME, Index
-from ..errors import Problem, StrictError
+from ..errors import Problem, StrictError, TreeError
 from ..lifecycle import Live
 
+log = logging.getLogger(__name__)
 Published = Mapping[str, Mapping[str, Live]]  # per instance, its kids in a bucket (--bucket)
 
 
@@ -42,12 +45,20 @@ def render(
     # One lock over reading the last render and writing the next: a second render at the
     # same time fails at once instead of building from a tree that is about to change.
     fresh = not os.path.lexists(out)
+    held = False  # a render that lost the race for a new folder removes nothing of it
     try:
         with tree.locked(out):
-            return _run(config, out, now, strict, published, write=True)
+            held = True
+            try:
+                return _run(config, out, now, strict, published, write=True)
+            except BaseException:
+                if fresh:  # a failed first render leaves no folder behind
+                    _remove_new(out)  # its lock file while still held: no one else's
+                raise
     except BaseException:
-        if fresh:  # a failed first render leaves no folder behind
-            _remove_new(out)
+        if fresh and held:
+            with contextlib.suppress(OSError):
+                os.rmdir(out)  # (Windows: filelock removes its lock file on release)
         raise
 
 
@@ -69,10 +80,30 @@ def _run(
     published: Published | None,
     write: bool,
 ) -> RenderResult:
+    try:
+        return _attempt(config, out, now, strict, published, write, cache=True)
+    except tree.CacheMismatch as e:  # found before anything visible changed
+        log.warning("%s; rendering without it", e)
+        return _attempt(config, out, now, strict, published, write, cache=False)
+
+
+def _attempt(
+    config: Path,
+    out: Path,
+    now: dt.datetime | None,
+    strict: bool,
+    published: Published | None,
+    write: bool,
+    cache: bool,
+) -> RenderResult:
     stage = tree.Stage(out, write)
     scratch = str(out / (CACHE_NAME + ".wkb.tmp")) if write else None
-    index = Index.new(scratch)
-    pipeline = Pipeline(config, now, out, index, stage, published=published)
+    try:
+        index = Index.new(scratch)
+    except sqlite3.Error as e:
+        stage.discard()
+        raise _cache_failed(scratch, e) from None
+    pipeline = Pipeline(config, now, out, index, stage, published=published, cache=cache)
     try:
         outcome = pipeline.run()
         if strict and outcome.warnings:
@@ -81,6 +112,10 @@ def _run(
             changes = tree.commit(out, index, outcome.previous, outcome.dirty)
         else:
             changes = tree.check(out, index, outcome.previous, outcome.dirty)
+    except sqlite3.Error as e:  # the cache being made: a full disk, say
+        stage.discard()
+        index.discard()
+        raise _cache_failed(scratch, e) from None
     except BaseException:
         stage.discard()
         index.discard()
@@ -93,11 +128,15 @@ def _run(
     return RenderResult(outcome.instances, outcome.warnings, changes)
 
 
+def _cache_failed(scratch: str | None, e: sqlite3.Error) -> TreeError:
+    return TreeError(
+        f"writing the render cache {scratch or 'in memory'} failed ({e}); nothing was changed"
+    )
+
+
 def _remove_new(out: Path) -> None:
-    """Remove what a failed first render made: its lock, cache scratch and staging folder
-    (nothing else can be in a folder this run created), then the folder."""
+    """Remove what a failed first render made: its lock and cache scratch (its staging
+    folder is gone already; nothing else can be in a folder this run created)."""
     for name in (tree.LOCK_NAME, CACHE_NAME + ".wkb.tmp"):
         with contextlib.suppress(OSError):
             os.unlink(out / name)
-    with contextlib.suppress(OSError):
-        os.rmdir(out)
