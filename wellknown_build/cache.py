@@ -144,13 +144,6 @@ class Index:
         row = self._one("SELECT value FROM meta WHERE name=?", (name,))
         return row[0] if row and isinstance(row[0], str) else None
 
-    def instance(self, ident: str) -> tuple[int, str, str] | None:
-        """seq, fingerprint and kids (a JSON list) of an instance."""
-        row = self._one("SELECT seq, fingerprint, kids FROM instances WHERE id=?", (ident,))
-        if row and type(row[0]) is int and isinstance(row[1], str) and isinstance(row[2], str):
-            return row[0], row[1], row[2]
-        return None
-
     def instance_files(
         self, ident: str
     ) -> tuple[int, str, str, list[tuple[str, str, Stat | None]]] | None:
@@ -171,18 +164,6 @@ class Index:
             if isinstance(r[3], str) and isinstance(r[4], str)
         ]
         return seq, fingerprint, kids, files
-
-    def files_of(self, seq: int) -> list[tuple[str, str, Stat | None]]:
-        """Path, manifest line and stat data of an instance's files, in order."""
-        rows = self._all(
-            "SELECT path, line, size, mtime, ctime, ino FROM files WHERE seq=? ORDER BY rowid",
-            (seq,),
-        )
-        return [
-            (r[0], r[1], _stat(r[2:]))
-            for r in rows
-            if isinstance(r[0], str) and isinstance(r[1], str)
-        ]
 
     def paths_agree(self) -> bool:
         """Whether every file row is text and its manifest line names its own path first

@@ -231,10 +231,12 @@ def _matches(
     names = [m for m in matches if not os.path.isdir(base / m) and (base / m).resolve() != itself]
     if not names:
         warnings.append(Problem(at, f"{pattern!r} matches no file"))
+    seen = set(earlier)  # a file per tenant: 100,000 names, so not a list scan each
     found: list[str] = []
     for name in names:
         display = name.replace(os.sep, "/")
-        if display not in earlier and display not in found:  # named by an earlier glob too
+        if display not in seen:  # named by an earlier glob too
+            seen.add(display)
             found.append(display)
     return found
 

@@ -41,6 +41,12 @@ def is_tree_path(path: object) -> bool:
     return isinstance(path, str) and 0 < len(path) <= 4096 and bool(_TREE_PATH.fullmatch(path))
 
 
+def is_document_path(path: object) -> bool:
+    """A tree path that names a document: under a host folder, never one of render's own
+    files beside them (their names start with a dot; no host does)."""
+    return is_tree_path(path) and not str(path).startswith(".")
+
+
 @dataclass(frozen=True)
 class Entry:
     path: str
@@ -172,7 +178,7 @@ def _entry(raw: object) -> Entry:
         kids=tuple(raw.get("kids", ())),
         rotation=_rotation(raw.get("rotation"), len(raw.get("kids", ()))),
     )
-    if not is_tree_path(entry.path) or entry.path.startswith("."):  # (render's own files)
+    if not is_document_path(entry.path):
         raise ValueError(f"path {entry.path!r} is not one render writes")
     if not (isinstance(entry.sha256, str) and _SHA256.fullmatch(entry.sha256)):
         raise ValueError(f"{entry.path}: sha256 is not a SHA-256 in hex")

@@ -187,9 +187,7 @@ def _journal(out: Path) -> Journal | None:
     for name in ("paths", "temporaries"):
         items = raw.get(name) if isinstance(raw, dict) else None
         result[name] = [
-            p
-            for p in (items if isinstance(items, list) else [])
-            if manifest.is_tree_path(p) and not p.startswith(".")  # (not under a host: ours)
+            p for p in (items if isinstance(items, list) else []) if manifest.is_document_path(p)
         ]
     # Recovery deletes the temporaries: only names render gives them (`.name.wkb.tmp`).
     result["temporaries"] = [
@@ -324,32 +322,42 @@ class CacheMismatch(TreeError):
     """The render cache does not mirror the manifest beside it: render again without it."""
 
 
-def _mirrors(out: Path, previous: Index) -> bool:
+def _digest(path: Path) -> bytes | None:
+    """SHA-256 of a file read in blocks (a million issuers' manifest is 500 MB), or None."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.digest()
+
+
+def _mirrors(previous: Index, old: bytes | None) -> bool:
     """Whether the cache's files are the manifest's entries, line for line, each row under
     the path its line names. Only then does the cache stand in for the manifest: one that
     lists a file the manifest does not (or misses one) would have render remove a file it
     did not write, or forget one it did, and its lines go into the next manifest."""
     digest = hashlib.sha256()
     try:
-        if not previous.paths_agree():
+        if old is None or not previous.paths_agree():
             return False
         for chunk in manifest.chunks(previous.lines()):
             digest.update(chunk)
-        current = hashlib.sha256()
-        with open(out / manifest.MANIFEST_NAME, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                current.update(block)
-    except (sqlite3.Error, OSError):
+    except sqlite3.Error:
         return False
-    return current.digest() == digest.digest()
+    return old == digest.digest()
 
 
-def _owned(out: Path, index: Index, previous: Index | None, journal: Journal | None) -> None:
+def _owned(
+    out: Path, index: Index, previous: Index | None, journal: Journal | None, old: bytes | None
+) -> None:
     """Into `index`: what the last render wrote (the cache mirrors its manifest; without a
     cache the manifest is read), and what an interrupted run may have written."""
     if previous is not None:
         try:
-            if not _mirrors(out, previous):
+            if not _mirrors(previous, old):
                 raise sqlite3.DatabaseError("not the manifest's entries")
             index.add_owned(previous.paths())  # checked when found stale
         except sqlite3.Error as e:
@@ -357,7 +365,6 @@ def _owned(out: Path, index: Index, previous: Index | None, journal: Journal | N
                 f"{out / CACHE_NAME} does not match {manifest.MANIFEST_NAME} ({e})"
             ) from None
     elif out.is_dir():
-        path = out / manifest.MANIFEST_NAME
         try:
             found = manifest.read(out)
         except TreeError as e:  # damaged: rewrite it, but remove nothing it names
@@ -365,23 +372,18 @@ def _owned(out: Path, index: Index, previous: Index | None, journal: Journal | N
             found = None
         if found is not None:
             index.add_owned(found.paths)
-        del path
     if journal is not None:
         index.add_owned(journal["paths"])
 
 
 def _stale(out: Path, index: Index) -> list[str]:
     paths = _Paths(out)
-    return [
-        p
-        for p in index.stale()
-        if manifest.is_tree_path(p) and not p.startswith(".") and os.path.isfile(paths(p))
-    ]
+    return [p for p in index.stale() if manifest.is_document_path(p) and os.path.isfile(paths(p))]
 
 
-def _new_manifest(out: Path, index: Index, scratch: str | None) -> tuple[bool, str | None]:
-    """Whether the manifest the index describes differs from the one in `out`; written to
-    `scratch` on the way when given (and removed again if the same)."""
+def _new_manifest(index: Index, old: bytes | None, scratch: str | None) -> tuple[bool, str | None]:
+    """Whether the manifest the index describes differs from the one whose digest is `old`;
+    written to `scratch` on the way when given (and removed again if the same)."""
     digest = hashlib.sha256()
     try:
         handle = open(scratch, "wb") if scratch else None  # noqa: SIM115 - closed below
@@ -400,14 +402,7 @@ def _new_manifest(out: Path, index: Index, scratch: str | None) -> tuple[bool, s
         raise TreeError(f"writing {scratch} failed ({e.strerror}); nothing was changed") from None
     if handle is not None:
         handle.close()
-    current = hashlib.sha256()
-    try:
-        with open(out / manifest.MANIFEST_NAME, "rb") as old:
-            for block in iter(lambda: old.read(1 << 20), b""):
-                current.update(block)
-    except OSError:
-        return True, scratch
-    if current.digest() == digest.digest():
+    if old == digest.digest():
         if scratch is not None:
             with contextlib.suppress(OSError):
                 os.unlink(scratch)
@@ -420,11 +415,26 @@ def check(out: Path, index: Index, previous: Index | None, dirty: bool) -> Chang
     if out.exists() and not out.is_dir():
         raise TreeError(f"{out} exists and is not a folder")
     journal = _journal(out) if out.is_dir() else None
-    if dirty or previous is None or journal is not None:
-        _owned(out, index, previous, journal)
-    changed = dirty or journal is not None or previous is None
-    manifest_changed = _new_manifest(out, index, None)[0] if changed else False
+    manifest_changed = _compare(out, index, previous, dirty, journal, None)[0]
     return _changes(out, index, journal, manifest_changed)
+
+
+def _compare(
+    out: Path,
+    index: Index,
+    previous: Index | None,
+    dirty: bool,
+    journal: Journal | None,
+    scratch: str | None,
+) -> tuple[bool, str | None]:
+    """What the last render owned (into `index`) and whether the manifest changes (the new
+    one written to `scratch` when given); the manifest there is read once. A run that found
+    every instance as the last one left them has nothing stale and the same manifest."""
+    if not (dirty or previous is None or journal is not None):
+        return False, None
+    old = _digest(out / manifest.MANIFEST_NAME)
+    _owned(out, index, previous, journal, old)
+    return _new_manifest(index, old, scratch)
 
 
 def _changes(out: Path, index: Index, journal: Journal | None, manifest_changed: bool) -> Changes:
@@ -443,14 +453,10 @@ def commit(out: Path, index: Index, previous: Index | None, dirty: bool) -> Chan
     """Make the tree what the index says: staged bodies moved in, stale files removed, the
     manifest last; then the cache for the next render. The caller holds the lock."""
     journal = _journal(out)
-    if dirty or previous is None or journal is not None:
-        # (a run that found every instance as the last one left them has nothing stale)
-        _owned(out, index, previous, journal)
+    scratch = str(out / (manifest.MANIFEST_NAME + _TEMPORARY))
+    manifest_changed, written = _compare(out, index, previous, dirty, journal, scratch)
     if previous is not None:
         previous.close()
-    scratch = str(out / (manifest.MANIFEST_NAME + _TEMPORARY))
-    changed = dirty or journal is not None or previous is None
-    manifest_changed, written = _new_manifest(out, index, scratch) if changed else (False, None)
     changes = _changes(out, index, journal, manifest_changed)
     if not changes.clean:
         _apply(out, index, changes, journal, written)
