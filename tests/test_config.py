@@ -10,7 +10,7 @@ from wellknown_build.build import build
 from wellknown_build.config import load
 from wellknown_build.errors import ConfigError
 
-from .helpers import KEY_MAKERS, public_pem, rsa_key, write, write_config
+from .helpers import KEY_MAKERS, Run, public_pem, rsa_key, write, write_config
 
 
 def _problems(config: Path) -> list[str]:
@@ -272,3 +272,41 @@ def test_messages(tmp_path: Path, text: str, expected: str) -> None:
         build(config)
     assert expected in str(info.value)
     assert str(info.value).startswith(f"{config}: ")
+
+
+_CLASHES = """
+  - {id: a, issuer: 'https://h.example/t', jwks_uri: 'https://h.example/t/x', keys: [{path: keys/ed.pem}]}
+  - {id: b, issuer: 'https://i.example', keys: [{path: keys/ed.pem}]}
+  - {id: c, issuer: 'https://h.example/t/x', keys: [{path: keys/ed.pem}]}
+  - {id: d, issuer: 'https://i.example/', keys: [{path: keys/ed.pem}]}
+  - {id: e, issuer: 'https://j.example', keys: [{path: keys/ed.pem}]}
+  - {id: f, issuer: 'https://k.example/u', jwks_uri: 'https://k.example/u/.well-known', keys: [{path: keys/ed.pem}]}
+"""
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 500])
+def test_clashes_are_the_same_in_chunks_of_any_size(
+    tmp_path: Path, ed_key: Path, run: Run, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Instances are recorded CHUNK at a time, and one at a time only when a chunk clashes:
+    which instance is blamed for which clash must not depend on where the chunks fall,
+    nor on whether the clashing instances were kept from the last render."""
+    config = write_config(tmp_path, "instances:\n" + _CLASHES)
+    out = tmp_path / "out"
+    monkeypatch.setattr("wellknown_build.build.CHUNK", 500)
+    expected = _problems(config)
+    # c below a's file, d on b's two files, f's JWKS where its own discovery needs a folder
+    assert len(expected) == 4, expected
+    monkeypatch.setattr("wellknown_build.build.CHUNK", chunk)
+    assert _problems(config) == expected
+    # The same clashes after a render of the clean instances: a, b, e kept from the cache.
+    monkeypatch.chdir(tmp_path)
+    clean = "\n".join(
+        line for line in _CLASHES.splitlines() if not any(f"id: {i}," in line for i in "cdf")
+    )
+    write_config(tmp_path, "instances:\n" + clean)
+    assert run("-q", "render", str(config), "--out", str(out)).exit_code == 0
+    write_config(tmp_path, "instances:\n" + _CLASHES)
+    with pytest.raises(ConfigError) as caught:
+        build(config, out=out)
+    assert [str(p) for p in caught.value.problems] == expected

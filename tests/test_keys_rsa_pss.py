@@ -546,3 +546,16 @@ def test_mutated_pss_pem_gives_a_key_or_a_reason(data: bytes) -> None:
     with contextlib.suppress(KeyLoadError):
         public_jwk(loaded.public_key, kid_method="kubernetes")
     describe(loaded)
+
+
+def test_an_issuer_name_of_the_wrong_string_type_is_a_reason_not_a_traceback() -> None:
+    """Found by the mutation test above: one octet makes an issuer attribute a BitString,
+    and cryptography raises TypeError for it, not ValueError."""
+    loaded = parse_pem(
+        (DATA / "keys" / "mutated" / "rsa-pss-cert-unreadable-issuer.pem").read_bytes(),
+        lambda: PASS,
+    )
+    assert describe(loaded)["certificates"][0]["issuer"] == "(cannot be read)"
+    jwk = public_jwk(loaded.public_key, kid_method="kubernetes")
+    with pytest.raises(KeyLoadError, match="subject or issuer that cannot be read"):
+        with_certificates(jwk, loaded.certificates)

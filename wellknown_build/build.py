@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from . import jsondoc, manifest, progress, relying_parties, tree
 from .cache import VERSION as CACHE_VERSION
 from .cache import Index, Stat, stat_of
-from .config import Reader
+from .config import Batch, Reader
 from .documents import KIND_DISCOVERY, KIND_JWKS, Document, instance_documents
 from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
 from .files import KEY_LIMIT, read_regular
@@ -44,7 +44,10 @@ from .templating import Renderer, builtin_templates
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOADED_KEYS = 1024  # key files kept loaded (and digests remembered) at once
-REMEMBERED_PATHS = 200_000  # paths and folders of rebuilt instances kept in memory
+CHUNK = 500  # instances looked up in the last render's cache, and recorded, at once
+_NOT_SETTINGS = ("instances", "include")  # top-level fields an included file does not read
+# seq, id, fingerprint, kids and files (path, manifest line, stat data) of a cached instance
+_KeptInstance = tuple[int, str, str, str, list[tuple[str, str, Stat | None]]]
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,9 @@ class KeyFiles:
         if spec.source == "kms":
             fetched = self.kms.get(spec.path)
             return fetched.digest if isinstance(fetched, kms.KmsKey) else None
-        path = spec.path
+        return self.file_digest(spec.path)
+
+    def file_digest(self, path: str) -> str | None:
         if path in self._digests:
             self._digests[path] = self._digests.pop(path)  # most recently used last
             return self._digests[path]
@@ -454,22 +459,36 @@ class Pipeline:
         self.valid: list[Instance] = []  # build(): the valid instances
         self.templates_dir: Path | None = None
         self._folders: dict[str, None] = {}  # recently recorded folders
-        # Paths and folders of rebuilt instances, while few: an instance kept as it was can
-        # only clash with one of those (the last render checked the kept ones together).
-        self._new_paths: set[str] | None = set()
+        self._seq = 0  # the last instance recorded
+        # The chunk's instances as the last render left them, looked up at once.
+        self._previous_rows: dict[str, tuple[int, str, str, list[tuple[str, str, Stat | None]]]]
+        self._previous_rows = {}
+        self._pending: list[_Rows] = []  # the chunk's rows, recorded together (_flush)
+        # Included files: what their digest covers besides their text (None: no file is
+        # kept or remembered), and the one found unchanged, until its batch comes.
+        self._context: str | None = None
+        self._kept_file: tuple[str, list[_KeptInstance], tuple[str, str, int]] | None = None
+        self._files: KeyFiles | None = None
 
     def run(self) -> Outcome:
         reader = Reader(self.path)
         self.templates_dir = reader.templates_dir
         self.problems += reader.problems
         self.warnings += reader.warnings
-        files = KeyFiles(self.previous, self.index)
+        files = self._files = KeyFiles(self.previous, self.index)
         templates = _templates_digest(reader.templates_dir)
         renderer = Renderer(reader.templates_dir)
+        self._context = self._context_digest(reader, templates)
+        skip = self._unchanged_file if self._context and self.previous and self.out else None
         shown: progress.Progress | None = None
         if reader.names:  # a fleet split over files: one step per file
             shown = progress.Progress("configuration files", 1 + len(reader.names))
-        for batch in reader.batches():
+        for batch in reader.batches(skip):
+            if batch.kept and batch.file is not None:
+                self._keep_file(batch.file)
+                if shown is not None:
+                    shown.advance()
+                continue
             if shown is None:
                 shown = progress.Progress("instances", len(batch.readable))
             self.problems += batch.problems
@@ -478,17 +497,27 @@ class Pipeline:
             found: list[Problem] = []
             notices: list[Problem] = []
             warnings: list[Problem] = []
-            for instance, valid in batch.readable:
-                if not reader.names:
-                    shown.advance()
-                if not valid:  # it has other problems: report those of its keys too
-                    instance_jwks(instance, files, found)
-                    continue
-                self.instances += 1
-                self.keys += len(instance.keys)
-                if self.kept is not None:
-                    self.valid.append(instance)
-                self._instance(instance, files, templates, renderer, found, notices, warnings)
+            first = self._seq + 1
+            for start in range(0, len(batch.readable), CHUNK):
+                chunk = batch.readable[start : start + CHUNK]
+                if self.previous is not None and self.out is not None:
+                    self._previous_rows = self.previous.instances_files(
+                        [instance.id for instance, valid in chunk if valid]
+                    )
+                for instance, valid in chunk:
+                    if not reader.names:
+                        shown.advance()
+                    if not valid:  # it has other problems: report those of its keys too
+                        instance_jwks(instance, files, found)
+                        continue
+                    self.instances += 1
+                    self.keys += len(instance.keys)
+                    if self.kept is not None:
+                        self.valid.append(instance)
+                    self._instance(instance, files, templates, renderer, found, notices, warnings)
+                self._flush(found)
+            if not (found or notices or warnings):
+                self._remember_file(batch, first)
             self.problems += batch.locate(found)
             self.notices += batch.locate(notices)
             self.warnings += batch.locate(warnings)
@@ -539,13 +568,10 @@ class Pipeline:
             notices += outcome.notices
             warnings += outcome.warnings
             problems += outcome.errors
-            seq = self.index.add_instance(instance.id, fingerprint, json.dumps(kids))
+            seq = self._record(instance, fingerprint, json.dumps(kids))
             self.dirty = self.dirty or seq != old_seq
             for entry, line, stat in entries:
-                if self._new_paths is None:  # too many rebuilt to remember: check all
-                    self._claim(instance, entry.path, entry.kind, seq, line, stat, 0, problems)
-                else:
-                    self._claim_kept(instance, entry.path, entry.kind, seq, line, stat, problems)
+                self._pending[-1].files.append((entry.path, entry.kind, line, stat, 0))
                 if self.kept is not None:
                     self.kept.append(entry)
             return
@@ -564,17 +590,153 @@ class Pipeline:
         )
         if not made:
             return
-        seq = self.index.add_instance(
-            instance.id, fingerprint, json.dumps(found if fingerprint else [])
-        )
+        self._record(instance, fingerprint, json.dumps(found if fingerprint else []))
         for document in made:
             staged, seen = self.sink.document(document)
             line = manifest.line(Entry.of(document))
-            self._claim(instance, document.path, document.kind, seq, line, seen, staged, problems)
-            if self._new_paths is not None:
-                self._new_paths.update(_folders_of(document.path), [document.path])
-                if len(self._new_paths) > REMEMBERED_PATHS:
-                    self._new_paths = None
+            self._pending[-1].files.append((document.path, document.kind, line, seen, staged))
+
+    def _record(
+        self, instance: Instance | None, fingerprint: str | None, kids: str, ident: str = ""
+    ) -> int:
+        """A new seq for the instance (None: one of a kept file, `ident`); its rows are
+        recorded by _flush."""
+        self._seq += 1
+        ident = instance.id if instance is not None else ident
+        self._pending.append(_Rows(instance, ident, self._seq, fingerprint, kids, []))
+        return self._seq
+
+    # -- included files found unchanged -------------------------------------------------
+
+    def _context_digest(self, reader: Reader, templates: str) -> str | None:
+        """What an included file's instances depend on besides its text and key files: this
+        version, the templates, where the configuration is, and its settings (defaults...).
+        None when no file may be kept: an in-memory build, the --bucket guard (its answer
+        changes with the bucket), or a configuration file with problems."""
+        if self.kept is not None or self.published is not None or self.problems:
+            return None
+        settings = {k: v for k, v in (reader.top or {}).items() if k not in _NOT_SETTINGS}
+        folder = os.path.abspath(self.path.parent)
+        try:
+            payload = orjson.dumps(
+                [CACHE_VERSION, templates, folder, settings],
+                option=orjson.OPT_SORT_KEYS,
+                default=str,
+            )
+        except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits, say
+            return None
+        return hashlib.sha256(payload).hexdigest()
+
+    def _file_digest(self, name: str, text: str) -> str:
+        assert self._context is not None
+        data = f"{self._context}\0{name}\0{text}".encode("utf-8", "surrogatepass")
+        return hashlib.sha256(data).hexdigest()
+
+    def _unchanged_file(self, name: str, text: str) -> list[str] | None:
+        """The ids of the included file's instances if the last render built them all
+        without a word from this very text, in the same context, their key files have the
+        same bytes and their output files are as the cache saw them (stat data); the
+        instances are kept then, not parsed (_keep_file)."""
+        assert self.previous is not None and self.out is not None and self._files is not None
+        self._kept_file = None
+        known = self.previous.source(name)
+        if known is None or known[0] != self._file_digest(name, text):
+            return None
+        digest, keys, first, last, key_count = known
+        try:
+            listed = jsondoc.loads(keys.encode())
+        except ValueError:
+            return None
+        if not isinstance(listed, list) or not all(
+            isinstance(k, list) and len(k) == 2 and all(isinstance(v, str) for v in k)
+            for k in listed
+        ):
+            return None
+        if any(self._files.file_digest(path) != sha256 for path, sha256 in listed):
+            return None
+        found = self.previous.instances_between(first, last)
+        if len(found) != last - first + 1:
+            return None
+        out = str(self.out)
+        for *_, paths in found:
+            for path, _, stat in paths:
+                where = os.path.join(out, *path.split("/"))
+                if stat is None or stat != stat_of(where, follow=False):
+                    return None
+        self._kept_file = (name, found, (digest, keys, key_count))
+        return [ident for _, ident, *_ in found]
+
+    def _keep_file(self, name: str) -> None:
+        """Record the instances of an included file found unchanged, as the last render
+        left them."""
+        assert self._kept_file is not None and self._kept_file[0] == name
+        _, found, (digest, keys, key_count) = self._kept_file
+        self._kept_file = None
+        first = self._seq + 1
+        for start in range(0, len(found), CHUNK):
+            for old_seq, ident, fingerprint, kids, paths in found[start : start + CHUNK]:
+                seq = self._record(None, fingerprint, kids, ident)
+                self.dirty = self.dirty or seq != old_seq
+                self._pending[-1].files += [(p, "", line, stat, 0) for p, line, stat in paths]
+            self._flush([])
+        self.instances += len(found)
+        self.keys += key_count
+        self.index.add_source(name, digest, keys, first, self._seq, key_count)
+
+    def _remember_file(self, batch: Batch, first: int) -> None:
+        """A sources row for an included file whose instances were all built, without a
+        problem, warning or notice, from key files alone (not KMS or a JWKS, and no
+        not_before or not_after: their documents change with the clock)."""
+        if self._context is None or batch.file is None or batch.source is None:
+            return
+        if batch.problems or batch.warnings or not batch.readable:
+            return
+        if self._seq - first + 1 != len(batch.readable):  # one was not built
+            return
+        assert self._files is not None
+        keys: dict[str, str] = {}
+        key_count = 0
+        for instance, valid in batch.readable:
+            for spec in instance.keys:
+                if not valid or spec.source != "path" or spec.not_before or spec.not_after:
+                    return
+                if spec.path not in keys:
+                    sha256 = self._files.file_digest(spec.path)
+                    if sha256 is None:
+                        return
+                    keys[spec.path] = sha256
+            key_count += len(instance.keys)
+        listed = json.dumps(sorted([path, sha256] for path, sha256 in keys.items()))
+        digest = self._file_digest(batch.file, batch.source.text)
+        self.index.add_source(batch.file, digest, listed, first, self._seq, key_count)
+
+    def _flush(self, problems: list[Problem]) -> None:
+        """Record the pending instances' rows: all at once when nothing clashes (the usual
+        case), else one at a time, in order, to say which instance clashes with which."""
+        pending, self._pending = self._pending, []
+        folders: list[tuple[str, int]] = []
+        remembered = dict(self._folders)
+        for rows in pending:
+            for path, *_ in rows.files:
+                for folder in _folders_of(path):
+                    if folder not in self._folders:
+                        folders.append((folder, rows.seq))
+                        _remember(self._folders, folder, None)
+        instances = [(r.seq, r.ident, r.fingerprint, r.kids) for r in pending]
+        files = [(f[0], r.seq, f[2], f[3], f[4]) for r in pending for f in r.files]
+        if self.index.add_rows(instances, files, folders):
+            return
+        self._folders = remembered
+        if any(rows.instance is None for rows in pending):  # its problem has no line
+            raise tree.CacheMismatch(
+                "an instance clashes with one of an unchanged included file, kept from the "
+                "render cache"
+            )
+        for rows in pending:
+            assert rows.instance is not None
+            self.index.add_instance(rows.seq, rows.ident, rows.fingerprint, rows.kids)
+            for path, kind, line, stat, staged in rows.files:
+                self._claim(rows.instance, path, kind, rows.seq, line, stat, staged, problems)
 
     def _published(self, instance: Instance) -> Mapping[str, Live] | None:
         return self.published.get(instance.id) if self.published is not None else None
@@ -586,7 +748,7 @@ class Pipeline:
         changed and its files are as the cache saw them."""
         if self.previous is None or self.out is None or fingerprint is None:
             return None
-        found = self.previous.instance_files(instance.id)
+        found = self._previous_rows.get(instance.id)
         if found is None or found[1] != fingerprint:
             return None
         try:
@@ -612,31 +774,6 @@ class Pipeline:
                 return None
             entries.append((entry, line, stat))
         return (found[0], kids, entries) if entries else None
-
-    def _claim_kept(
-        self,
-        instance: Instance,
-        path: str,
-        kind: str,
-        seq: int,
-        line: str,
-        stat: Stat | None,
-        problems: list[Problem],
-    ) -> None:
-        """_claim for an instance kept as the last render left it: checked against the
-        rebuilt instances only."""
-        assert self._new_paths is not None
-        folders = _folders_of(path)
-        if self._new_paths.intersection([path, *folders]):
-            self._claim(instance, path, kind, seq, line, stat, 0, problems)
-            return
-        owner = self.index.add_file(path, seq, line, stat, 0)
-        if owner is not None:  # (a rebuilt instance's path is remembered: not reached)
-            problems.append(_written_twice(instance, kind, path, owner))
-        for folder in folders:
-            if folder not in self._folders:
-                self.index.add_folder(folder, seq)
-                _remember(self._folders, folder, None)
 
     def _claim(
         self,
@@ -680,6 +817,19 @@ class Pipeline:
                 )
             self.index.add_folder(folder, seq)
             _remember(self._folders, folder, None)
+
+
+@dataclass
+class _Rows:
+    """One instance's rows for the index: its files as (path, kind, manifest line, stat
+    data, staged)."""
+
+    instance: Instance | None  # None: one of an included file found unchanged
+    ident: str
+    seq: int
+    fingerprint: str | None
+    kids: str
+    files: list[tuple[str, str, str, Stat | None, int]]
 
 
 def _written_twice(instance: Instance, kind: str, path: str, owner: str) -> Problem:

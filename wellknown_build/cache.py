@@ -32,11 +32,13 @@ from collections.abc import Iterator
 from pathlib import Path, PurePath
 
 CACHE_NAME = ".wellknown-build.cache"
-FORMAT = "3"
+FORMAT = "4"
 # Part of every fingerprint: an upgrade rebuilds everything once.
-VERSION = f"3/{importlib.metadata.version('wellknown-build')}"
+VERSION = f"4/{importlib.metadata.version('wellknown-build')}"
 
 Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+# Values bound in one statement's IN (...): SQLite before 3.32 allows 999 in all.
+IN_LIST = 500
 
 _SCHEMA = (
     "CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -49,6 +51,12 @@ _SCHEMA = (
     "ctime INTEGER NOT NULL, ino INTEGER NOT NULL, sha256 TEXT NOT NULL)",
     "CREATE TABLE folders(path TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
     "CREATE TABLE owned(path TEXT PRIMARY KEY)",
+    # An included file whose instances were all built without a problem, warning or notice,
+    # and depend on nothing but the file's text, the main file's settings and key files: its
+    # digest over those, its key files with their SHA-256 ([[path, sha256], ...]), the seq
+    # range of its instances and their number of key entries.
+    "CREATE TABLE sources(name TEXT PRIMARY KEY, digest TEXT NOT NULL, keys TEXT NOT NULL, "
+    "first INTEGER NOT NULL, last INTEGER NOT NULL, key_count INTEGER NOT NULL)",
 )
 
 
@@ -69,6 +77,21 @@ def read_only_uri(path: PurePath) -> str | None:
     given, not Path.resolve(), which on Windows turns a mapped drive into a UNC path."""
     uri = path.as_uri()  # file:///C:/... on Windows; `?` and `#` in names are escaped
     return f"{uri}?mode=ro" if uri.startswith("file:///") else None
+
+
+_INSTANCES_FILES = (
+    "SELECT id, seq, fingerprint, kids, path, line, size, mtime, ctime, ino FROM instances "
+    "JOIN files USING (seq) WHERE id IN {} ORDER BY seq, files.rowid"
+)
+
+
+def _marks(values: tuple[object, ...] | list[str]) -> str:
+    """`(?,?,...)`: one placeholder per value, for IN (no value is ever put in SQL text)."""
+    return f"({','.join('?' * len(values))})"
+
+
+def _file_row(path: str, seq: int, line: str, stat: Stat | None, staged: int) -> tuple[object, ...]:
+    return (path, seq, line, *(stat or (None, None, None, None)), staged)
 
 
 def _stat(row: tuple[object, ...]) -> Stat | None:
@@ -144,26 +167,68 @@ class Index:
         row = self._one("SELECT value FROM meta WHERE name=?", (name,))
         return row[0] if row and isinstance(row[0], str) else None
 
-    def instance_files(
-        self, ident: str
-    ) -> tuple[int, str, str, list[tuple[str, str, Stat | None]]] | None:
-        """instance() and files_of() in one query: a re-render asks this for every instance."""
-        rows = self._all(
-            "SELECT seq, fingerprint, kids, path, line, size, mtime, ctime, ino FROM instances "
-            "JOIN files USING (seq) WHERE id=? ORDER BY files.rowid",
-            (ident,),
+    def instances_files(
+        self, idents: list[str]
+    ) -> dict[str, tuple[int, str, str, list[tuple[str, str, Stat | None]]]]:
+        """Per instance id, its seq, fingerprint, kids and files (path, manifest line, stat
+        data), for many ids in one query each IN_LIST: a re-render asks for every instance."""
+        found: dict[str, tuple[int, str, str, list[tuple[str, str, Stat | None]]]] = {}
+        for start in range(0, len(idents), IN_LIST):
+            part = idents[start : start + IN_LIST]
+            rows = self._all(_INSTANCES_FILES.format(_marks(part)), tuple(part))
+            for row in rows:
+                ident, seq, fingerprint, kids, path, line = row[:6]
+                if not (
+                    isinstance(ident, str)
+                    and type(seq) is int
+                    and isinstance(fingerprint, str)
+                    and isinstance(kids, str)
+                    and isinstance(path, str)
+                    and isinstance(line, str)
+                ):
+                    continue
+                if ident not in found:
+                    found[ident] = (seq, fingerprint, kids, [])
+                found[ident][3].append((path, line, _stat(row[6:])))
+        return found
+
+    def source(self, name: str) -> tuple[str, str, int, int, int] | None:
+        """The sources row of an included file: digest, keys, first, last, key_count."""
+        row = self._one(
+            "SELECT digest, keys, first, last, key_count FROM sources WHERE name=?", (name,)
         )
-        if not rows:
+        if row is None or not all(isinstance(v, str) for v in row[:2]):
             return None
-        seq, fingerprint, kids = rows[0][:3]
-        if not (type(seq) is int and isinstance(fingerprint, str) and isinstance(kids, str)):
+        if not all(type(v) is int for v in row[2:]):
             return None
-        files = [
-            (r[3], r[4], _stat(r[5:]))
-            for r in rows
-            if isinstance(r[3], str) and isinstance(r[4], str)
-        ]
-        return seq, fingerprint, kids, files
+        return row[0], row[1], row[2], row[3], row[4]  # type: ignore[return-value]
+
+    def instances_between(
+        self, first: int, last: int
+    ) -> list[tuple[int, str, str, str, list[tuple[str, str, Stat | None]]]]:
+        """The instances first..last (seq, id, fingerprint, kids) with their files, in
+        order; an instance without files, or a value of the wrong type, is left out."""
+        found: list[tuple[int, str, str, str, list[tuple[str, str, Stat | None]]]] = []
+        rows = self._all(
+            "SELECT seq, id, fingerprint, kids, path, line, size, mtime, ctime, ino FROM "
+            "instances JOIN files USING (seq) WHERE seq BETWEEN ? AND ? ORDER BY seq, files.rowid",
+            (first, last),
+        )
+        for row in rows:
+            seq, ident, fingerprint, kids, path, line = row[:6]
+            if not (
+                type(seq) is int
+                and isinstance(ident, str)
+                and isinstance(fingerprint, str)
+                and isinstance(kids, str)
+                and isinstance(path, str)
+                and isinstance(line, str)
+            ):
+                continue
+            if not found or found[-1][0] != seq:
+                found.append((seq, ident, fingerprint, kids, []))
+            found[-1][4].append((path, line, _stat(row[6:])))
+        return found
 
     def paths_agree(self) -> bool:
         """Whether every file row is text and its manifest line names its own path first
@@ -240,13 +305,10 @@ class Index:
     def set_meta(self, name: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
 
-    def add_instance(self, ident: str, fingerprint: str | None, kids: str) -> int:
-        cursor = self.db.execute(
-            "INSERT INTO instances(id, fingerprint, kids) VALUES (?, ?, ?)",
-            (ident, fingerprint, kids),
+    def add_instance(self, seq: int, ident: str, fingerprint: str | None, kids: str) -> None:
+        self.db.execute(
+            "INSERT INTO instances VALUES (?, ?, ?, ?)", (seq, ident, fingerprint, kids)
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
 
     def add_file(
         self, path: str, seq: int, line: str, stat: Stat | None, staged: int = 0
@@ -255,11 +317,49 @@ class Index:
         try:
             self.db.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (path, seq, line, *(stat or (None, None, None, None)), staged),
+                _file_row(path, seq, line, stat, staged),
             )
         except sqlite3.IntegrityError:
             return self._owner("files", path)
         return None
+
+    def add_rows(
+        self,
+        instances: list[tuple[int, str, str | None, str]],
+        files: list[tuple[str, int, str, Stat | None, int]],
+        folders: list[tuple[str, int]],
+    ) -> bool:
+        """Many instances' rows at once (executemany: a statement per row was most of a
+        no-change render), if no file clashes with another file or folder; else none of
+        them, and False: the caller then records them one by one, to say which clash.
+
+        Checked here: a file path taken already (the primary key), a new file standing
+        where any instance needs a folder, and a folder of `folders` where a file stands."""
+        if not instances:
+            return True
+        first = instances[0][0]
+        try:
+            self.db.executemany("INSERT INTO instances VALUES (?, ?, ?, ?)", instances)
+            self.db.executemany(
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (_file_row(*f) for f in files),
+            )
+            self.db.executemany("INSERT OR IGNORE INTO folders VALUES (?, ?)", folders)
+            clash = self._one(
+                "SELECT 1 FROM files JOIN folders USING (path) WHERE files.seq >= ? LIMIT 1",
+                (first,),
+            )
+            for start in range(0, len(folders), IN_LIST):
+                if clash:
+                    break
+                part = tuple(path for path, _ in folders[start : start + IN_LIST])
+                clash = self._one(f"SELECT 1 FROM files WHERE path IN {_marks(part)}", part)  # noqa: S608
+        except sqlite3.IntegrityError:
+            clash = (1,)
+        if clash:  # undone row by row: with journal_mode=OFF, ROLLBACK does not work
+            for table in ("instances", "files", "folders"):
+                self.db.execute(f"DELETE FROM {table} WHERE seq >= ?", (first,))  # noqa: S608
+        return not clash
 
     def folder_owner(self, path: str) -> str | None:
         """The instance that writes files below `path`, if any."""
@@ -278,6 +378,14 @@ class Index:
             (path,),
         ).fetchone()
         return row[0] if row else None
+
+    def add_source(
+        self, name: str, digest: str, keys: str, first: int, last: int, key_count: int
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
+            (name, digest, keys, first, last, key_count),
+        )
 
     def add_key(self, path: str, stat: Stat, sha256: str) -> None:
         self.db.execute(

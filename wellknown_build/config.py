@@ -12,7 +12,7 @@ import functools
 import glob
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from .model import (
     Instance,
     KeySpec,
 )
-from .yamlload import Source, load_yaml
+from .yamlload import Source, load_yaml, read_text
 
 _TEMPLATE_NAME = re.compile(schema.TEMPLATE_PATTERN)
 _HEADER_VALUE = re.compile(schema.HEADER_PATTERN)
@@ -64,6 +64,10 @@ class Loaded:
         return located
 
 
+# (display name, text) -> the ids of its instances if they need not be read again
+Unchanged = Callable[[str, str], "list[str] | None"]
+
+
 @dataclass(frozen=True)
 class _Defaults:
     values: Mapping[str, Any]
@@ -81,6 +85,9 @@ class Batch:
     readable: list[tuple[Instance, bool]]
     problems: list[Problem]
     warnings: list[Problem]
+    # The file is as the last render read it, and its instances are left as they were:
+    # not parsed (Reader.batches' `unchanged`), `readable` is empty.
+    kept: bool = False
 
     def locate(self, problems: list[Problem]) -> list[Problem]:
         """Each problem of this file's instances with the file and its line."""
@@ -132,13 +139,22 @@ class Reader:
     def locate_main(self, problems: list[Problem]) -> list[Problem]:
         return Batch(None, self.source, [], [], []).locate(problems)
 
-    def batches(self) -> Iterator[Batch]:
+    def batches(self, unchanged: Unchanged | None = None) -> Iterator[Batch]:
+        """Each file's instances. `unchanged(name, text)`: the ids of an included file's
+        instances, in order, if the last render found nothing wrong in this very text and
+        nothing it depends on changed since; such a file is not parsed (a kept Batch)."""
         top = self.top or {}
         items = top.get("instances", [])
         yield self._batch(None, self.source, items, "instances[{}]", self.path.parent, 0)
         for number, name in enumerate(self.names, 1):
             try:
-                source = load_yaml(self.path.parent / name)
+                text = read_text(self.path.parent / name)
+                ids = unchanged(name, text) if unchanged is not None else None
+                if ids is not None and not any(i in self._seen for i in ids):
+                    self._seen.update((i, number << 32 | item) for item, i in enumerate(ids))
+                    yield Batch(name, None, [], [], [], kept=True)
+                    continue
+                source = load_yaml(self.path.parent / name, text)
             except ConfigError as e:
                 yield Batch(name, None, [], [p.in_file(name) for p in e.problems], [])
                 continue

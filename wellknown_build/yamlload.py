@@ -123,9 +123,11 @@ def read_text(path: Path) -> str:
         raise _error(path, f"is not UTF-8 (byte {raw[e.start]:#04x})", line) from None
 
 
-def load_yaml(path: Path) -> Source:
-    """Read and parse; raises ConfigError (with the line) for anything that is not plain data."""
-    text = read_text(path)
+def load_yaml(path: Path, text: str | None = None) -> Source:
+    """Read (unless `text` is what read_text gave) and parse; raises ConfigError (with the
+    line) for anything that is not plain data."""
+    if text is None:
+        text = read_text(path)
     if _NEEDS_EVENTS.search(text):
         _check_events(path, text)
     limits = yaml_rs.AliasLimits(max_total_replayed_events=max(_BASE_REPLAY, 4 * len(text)))

@@ -21,7 +21,7 @@ def _name(cert: x509.Certificate, which: str) -> str:
     try:
         name: x509.Name = getattr(cert, which)
         return name.rfc4514_string()
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: an attribute of the wrong ASN.1 string type
         return "(cannot be read)"
 
 

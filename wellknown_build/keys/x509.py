@@ -37,7 +37,7 @@ def check_names(certificates: tuple[x509.Certificate, ...]) -> None:
         try:
             cert.subject.rfc4514_string()
             cert.issuer.rfc4514_string()
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: an attribute of the wrong string type
             raise KeyLoadError(
                 f"certificate {index + 1} in the file has a subject or issuer that cannot be read"
             ) from None
