@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from wellknown_build import build as build_module
+from wellknown_build import config as config_module
 from wellknown_build.cache import CACHE_NAME
 from wellknown_build.commands.render import check, render
+from wellknown_build.errors import ConfigError
 from wellknown_build.timing import parse_instant
 from wellknown_build.tree import LOCK_NAME
+from wellknown_build.yamlload import load_yaml
 
 from .helpers import KEY_MAKERS, public_pem, write, write_config
 
@@ -28,15 +31,28 @@ instances:
 """
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Path:
+def _write_world(folder: Path, age: int, layout: str) -> Path:
+    """CONFIG in one file, or split as a fleet is: one included file per instance (a and c
+    are then kept unread when unchanged; b never is, its key has a not_after)."""
+    text = CONFIG.format(age=age)
+    if layout == "inline":
+        return write_config(folder, text)
+    head, items = text.split("instances:\n")
+    for item in items.strip().splitlines():
+        name = item.split("id: ")[1][0]
+        write(folder / "tenants" / f"{name}.yaml", item.replace("keys/", "../keys/") + "\n")
+    return write_config(folder, head + "include: [tenants/*.yaml]\n")
+
+
+@pytest.fixture(params=["inline", "included"])
+def world(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     for name in "abc":
         write(tmp_path / "keys" / f"{name}.pem", public_pem(KEY_MAKERS["p256"]()))
     write(
         tmp_path / "templates" / "openid-configuration" / "mine.json.j2",
         '{"issuer": {{ issuer|tojson }}, "jwks_uri": {{ jwks_uri|tojson }}}',
     )
-    return write_config(tmp_path, CONFIG.format(age=300))
+    return _write_world(tmp_path, 300, request.param)
 
 
 def _loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -110,7 +126,7 @@ def test_a_template_changed_rebuilds_what_uses_it(world: Path) -> None:
 
 def test_defaults_changed(world: Path) -> None:
     _rerender(world)
-    world.write_text(CONFIG.format(age=60))
+    _write_world(world.parent, 60, "included" if (world.parent / "tenants").is_dir() else "inline")
     changed, _ = _rerender(world)
     assert changed == []  # Cache-Control lives in the manifest, not in the bodies
     out = world.parent / "out"
@@ -177,3 +193,121 @@ def test_a_same_size_edit_with_the_mtime_put_back_is_seen(world: Path) -> None:
     os.utime(key, ns=(before.st_atime_ns, before.st_mtime_ns))  # the ctime still moves
     changed, _ = _rerender(world)
     assert changed == ["a.example/.well-known/jwks.json"]
+
+
+# -- included files found unchanged are not read again --------------------------------
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    for name in "abc":
+        write(tmp_path / "keys" / f"{name}.pem", public_pem(KEY_MAKERS["p256"]()))
+    write(
+        tmp_path / "templates" / "openid-configuration" / "mine.json.j2",
+        '{"issuer": {{ issuer|tojson }}, "jwks_uri": {{ jwks_uri|tojson }}}',
+    )
+    return _write_world(tmp_path, 300, "included")
+
+
+def _parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The configuration files a render parses."""
+    seen: list[str] = []
+
+    def counting(path: Path, text: str | None = None) -> object:
+        seen.append(path.name)
+        return load_yaml(path, text)
+
+    monkeypatch.setattr(config_module, "load_yaml", counting)
+    return seen
+
+
+def _problems(config: Path, out: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        render(config, out, parse_instant("2026-12-01T00:00:00Z"))
+    return [str(p) for p in caught.value.problems]
+
+
+def test_unchanged_included_files_are_not_parsed(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _rerender(fleet)
+    parsed = _parsed(monkeypatch)
+    assert _rerender(fleet) == ([], 6)
+    assert parsed == ["instances.yaml", "b.yaml"]  # b's key has a not_after: read each time
+    parsed.clear()
+    edited = fleet.parent / "tenants" / "c.yaml"
+    edited.write_text(edited.read_text().replace("template: mine", "template: default"))
+    assert _rerender(fleet)[0] == ["c.example/.well-known/openid-configuration"]
+    assert parsed == ["instances.yaml", "b.yaml", "c.yaml"]
+    parsed.clear()
+    _write_world(fleet.parent, 60, "included")  # the main file's settings: every file again
+    _rerender(fleet)
+    assert parsed == ["instances.yaml", "a.yaml", "b.yaml", "c.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("name", "item"),
+    [
+        ("0.yaml", "{id: c, issuer: 'https://z.example', keys: [{path: ../keys/a.pem}]}"),
+        ("z.yaml", "{id: a, issuer: 'https://z.example', keys: [{path: ../keys/a.pem}]}"),
+        ("z.yaml", "{id: z, issuer: 'https://a.example', keys: [{path: ../keys/a.pem}]}"),
+        ("0.yaml", "{id: z, issuer: 'https://c.example/', keys: [{path: ../keys/a.pem}]}"),
+    ],
+    ids=["dup-id-before", "dup-id-after", "same-path-after", "same-path-before"],
+)
+def test_problems_with_a_kept_file_are_those_of_a_full_render(
+    fleet: Path, name: str, item: str
+) -> None:
+    """A new instance whose id or files clash with those of a file kept unread: the same
+    problems, with file and line, as when every file is read."""
+    out = fleet.parent / "out"
+    _rerender(fleet)
+    write(fleet.parent / "tenants" / name, f"- {item}\n")
+    expected = _problems(fleet, fleet.parent / "fresh")
+    assert expected
+    assert _problems(fleet, out) == expected
+    (fleet.parent / "tenants" / name).unlink()
+    assert _rerender(fleet) == ([], 6)  # the tree was left as it was
+
+
+def test_an_included_file_with_a_warning_is_read_every_time(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(fleet.parent / "tenants" / "empty.yaml", "[]\n")
+    out = fleet.parent / "out"
+    _rerender(fleet)
+    parsed = _parsed(monkeypatch)
+    warnings = render(fleet, out, parse_instant("2026-12-01T00:00:00Z")).warnings
+    assert "empty.yaml" in parsed
+    assert any("holds no instance" in str(w) for w in warnings)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE sources SET keys = 'not json'",
+        "UPDATE sources SET keys = '[[1, 2]]'",
+        'UPDATE sources SET keys = \'[["/nowhere.pem", "00"]]\'',
+        "UPDATE sources SET first = first + 5, last = last + 5",
+        "UPDATE sources SET last = last + 1",
+        "UPDATE sources SET first = 'x'",
+        "UPDATE sources SET digest = 'x'",
+        "UPDATE sources SET ids = 'x'",
+        "UPDATE instances SET id = 'q' WHERE id = 'a'",
+        "UPDATE files SET size = size + 1",
+        "DELETE FROM files WHERE path LIKE 'a.example/%'",
+    ],
+)
+def test_a_damaged_sources_row_costs_only_time(fleet: Path, damage: str) -> None:
+    import sqlite3
+
+    out = fleet.parent / "out"
+    _rerender(fleet)
+    stat = (out / CACHE_NAME).stat()
+    with sqlite3.connect(out / CACHE_NAME) as db:
+        db.execute(damage)
+    db.close()
+    os.utime(out / CACHE_NAME, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    changed, unchanged = _rerender(fleet)
+    assert changed == [] and unchanged == 6
+    assert check(fleet, out, parse_instant("2026-12-01T00:00:00Z")).changes.clean

@@ -467,7 +467,8 @@ class Pipeline:
         # Included files: what their digest covers besides their text (None: no file is
         # kept or remembered), and the one found unchanged, until its batch comes.
         self._context: str | None = None
-        self._kept_file: tuple[str, list[_KeptInstance], tuple[str, str, int]] | None = None
+        self._kept_file: tuple[str, list[_KeptInstance], tuple[str, str, str, int]] | None
+        self._kept_file = None
         self._files: KeyFiles | None = None
 
     def run(self) -> Outcome:
@@ -642,7 +643,7 @@ class Pipeline:
         known = self.previous.source(name)
         if known is None or known[0] != self._file_digest(name, text):
             return None
-        digest, keys, first, last, key_count = known
+        digest, keys, first, last, ids, key_count = known
         try:
             listed = jsondoc.loads(keys.encode())
         except ValueError:
@@ -655,7 +656,7 @@ class Pipeline:
         if any(self._files.file_digest(path) != sha256 for path, sha256 in listed):
             return None
         found = self.previous.instances_between(first, last)
-        if len(found) != last - first + 1:
+        if len(found) != last - first + 1 or _ids_digest(i for _, i, *_ in found) != ids:
             return None
         out = str(self.out)
         for *_, paths in found:
@@ -663,14 +664,14 @@ class Pipeline:
                 where = os.path.join(out, *path.split("/"))
                 if stat is None or stat != stat_of(where, follow=False):
                     return None
-        self._kept_file = (name, found, (digest, keys, key_count))
+        self._kept_file = (name, found, (digest, keys, ids, key_count))
         return [ident for _, ident, *_ in found]
 
     def _keep_file(self, name: str) -> None:
         """Record the instances of an included file found unchanged, as the last render
         left them."""
         assert self._kept_file is not None and self._kept_file[0] == name
-        _, found, (digest, keys, key_count) = self._kept_file
+        _, found, (digest, keys, ids, key_count) = self._kept_file
         self._kept_file = None
         first = self._seq + 1
         for start in range(0, len(found), CHUNK):
@@ -681,7 +682,7 @@ class Pipeline:
             self._flush([])
         self.instances += len(found)
         self.keys += key_count
-        self.index.add_source(name, digest, keys, first, self._seq, key_count)
+        self.index.add_source(name, (digest, keys, first, self._seq, ids, key_count))
 
     def _remember_file(self, batch: Batch, first: int) -> None:
         """A sources row for an included file whose instances were all built, without a
@@ -708,7 +709,8 @@ class Pipeline:
             key_count += len(instance.keys)
         listed = json.dumps(sorted([path, sha256] for path, sha256 in keys.items()))
         digest = self._file_digest(batch.file, batch.source.text)
-        self.index.add_source(batch.file, digest, listed, first, self._seq, key_count)
+        ids = _ids_digest(instance.id for instance, _ in batch.readable)
+        self.index.add_source(batch.file, (digest, listed, first, self._seq, ids, key_count))
 
     def _flush(self, problems: list[Problem]) -> None:
         """Record the pending instances' rows: all at once when nothing clashes (the usual
@@ -830,6 +832,12 @@ class _Rows:
     fingerprint: str | None
     kids: str
     files: list[tuple[str, str, str, Stat | None, int]]
+
+
+def _ids_digest(ids: Iterable[str]) -> str:
+    """Which instances a kept file holds, in order: a sources row whose seq range was
+    damaged must not pass for the file's."""
+    return hashlib.sha256(orjson.dumps(list(ids))).hexdigest()
 
 
 def _written_twice(instance: Instance, kind: str, path: str, owner: str) -> Problem:

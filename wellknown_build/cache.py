@@ -54,9 +54,11 @@ _SCHEMA = (
     # An included file whose instances were all built without a problem, warning or notice,
     # and depend on nothing but the file's text, the main file's settings and key files: its
     # digest over those, its key files with their SHA-256 ([[path, sha256], ...]), the seq
-    # range of its instances and their number of key entries.
+    # range of its instances, the SHA-256 of their ids (a JSON list) and their number of
+    # key entries.
     "CREATE TABLE sources(name TEXT PRIMARY KEY, digest TEXT NOT NULL, keys TEXT NOT NULL, "
-    "first INTEGER NOT NULL, last INTEGER NOT NULL, key_count INTEGER NOT NULL)",
+    "first INTEGER NOT NULL, last INTEGER NOT NULL, ids TEXT NOT NULL, "
+    "key_count INTEGER NOT NULL)",
 )
 
 
@@ -192,16 +194,16 @@ class Index:
                 found[ident][3].append((path, line, _stat(row[6:])))
         return found
 
-    def source(self, name: str) -> tuple[str, str, int, int, int] | None:
-        """The sources row of an included file: digest, keys, first, last, key_count."""
+    def source(self, name: str) -> tuple[str, str, int, int, str, int] | None:
+        """The sources row of an included file: digest, keys, first, last, ids, key_count."""
         row = self._one(
-            "SELECT digest, keys, first, last, key_count FROM sources WHERE name=?", (name,)
+            "SELECT digest, keys, first, last, ids, key_count FROM sources WHERE name=?", (name,)
         )
-        if row is None or not all(isinstance(v, str) for v in row[:2]):
+        if row is None or not all(isinstance(row[i], str) for i in (0, 1, 4)):
             return None
-        if not all(type(v) is int for v in row[2:]):
+        if not all(type(row[i]) is int for i in (2, 3, 5)):
             return None
-        return row[0], row[1], row[2], row[3], row[4]  # type: ignore[return-value]
+        return row  # type: ignore[return-value]
 
     def instances_between(
         self, first: int, last: int
@@ -379,13 +381,9 @@ class Index:
         ).fetchone()
         return row[0] if row else None
 
-    def add_source(
-        self, name: str, digest: str, keys: str, first: int, last: int, key_count: int
-    ) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
-            (name, digest, keys, first, last, key_count),
-        )
+    def add_source(self, name: str, row: tuple[str, str, int, int, str, int]) -> None:
+        """`row`: as source() gives it."""
+        self.db.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)", (name, *row))
 
     def add_key(self, path: str, stat: Stat, sha256: str) -> None:
         self.db.execute(
