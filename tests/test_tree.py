@@ -255,3 +255,18 @@ def test_the_one_regex_tree_path_rule_equals_the_segment_rule(path: str) -> None
 )
 def test_tree_path_edges(path: str) -> None:
     assert manifest.is_tree_path(path) == _segment_rule(path)
+
+
+def test_folders_found_missing_are_only_those_below_a_real_folder(tmp_path: Path) -> None:
+    """Render reads nothing below a folder it found missing; a path below a file is not
+    'missing' (Windows reports it as not found, POSIX as not a directory)."""
+    from wellknown_build.tree import _Paths
+
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    (out / "f").write_text("a file where a folder is needed")
+    paths = _Paths(out)
+    paths("a/x/y/jwks.json")
+    paths("f/x/jwks.json")
+    paths("a/x/z/jwks.json")
+    assert paths.missing == {f"{out}/a/x", f"{out}/a/x/y", f"{out}/a/x/z"}

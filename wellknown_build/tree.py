@@ -80,6 +80,11 @@ class _Paths:
     def __init__(self, out: Path) -> None:
         self.out = str(out)
         self._safe_dirs: set[str] = set()  # emptied when full: memory stays flat
+        # Folders found missing (and so every folder below them): nothing to read there,
+        # and no file can stand where a folder is needed. Only this run writes in the tree
+        # (the lock), and it stages, so they stay missing until the commit.
+        self.missing: set[str] = set()
+        self._dirs: set[str] = set()  # folders found to be folders
 
     def __call__(self, relative: str) -> str:
         if not manifest.is_tree_path(relative):
@@ -91,22 +96,44 @@ class _Paths:
     def _check_dirs(self, folder: str) -> None:
         if len(self._safe_dirs) > _REMEMBERED_FOLDERS:
             self._safe_dirs.clear()
+            self._dirs.clear()
+            self.missing.clear()
+        absent: list[str] = []  # not there, deepest first: missing if the one above is a folder
         while folder != self.out and folder not in self._safe_dirs:
-            if _is_link(folder):
+            kind = _kind(folder)
+            if kind == "link":
                 raise TreeError(f"refusing to write through the symbolic link {folder}")
             self._safe_dirs.add(folder)
+            if kind == "absent":
+                absent.append(folder)
+            else:  # (Windows says "absent" below a file too: only a folder above counts)
+                if kind == "dir":
+                    self._dirs.add(folder)
+                    self.missing.update(absent)
+                absent = []
             folder = os.path.dirname(folder)
+        if folder == self.out or folder in self._dirs or folder in self.missing:
+            self.missing.update(absent)
+
+
+def _kind(path: str) -> str:
+    """absent, link, dir or other (or unreadable)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return "absent"
+    except (OSError, ValueError):
+        return "other"
+    reparse = getattr(info, "st_file_attributes", 0) & stat.FILE_ATTRIBUTE_REPARSE_POINT
+    if stat.S_ISLNK(info.st_mode) or reparse:
+        return "link"
+    return "dir" if stat.S_ISDIR(info.st_mode) else "other"
 
 
 def _is_link(path: str) -> bool:
     """A symbolic link, or on Windows any reparse point: a directory junction leads out of
     the tree as a link does, and os.path.islink says False for it before Python 3.12."""
-    try:
-        info = os.lstat(path)
-    except (OSError, ValueError):
-        return False
-    reparse = getattr(info, "st_file_attributes", 0) & stat.FILE_ATTRIBUTE_REPARSE_POINT
-    return stat.S_ISLNK(info.st_mode) or bool(reparse)
+    return _kind(path) == "link"
 
 
 def _current(target: str) -> bytes | None:
@@ -264,13 +291,14 @@ class Stage:
 
     def document(self, document: Document) -> tuple[int, Stat | None]:
         target = self.paths(document.path)
-        current = _current(target)
+        new = os.path.dirname(target) in self.paths.missing
+        current = None if new else _current(target)
         if current == document.body:
             return 0, stat_of(target, follow=False)
         if len(self._made) > _REMEMBERED_FOLDERS:
             self._made.clear()
         if self.write:
-            if current is None:
+            if current is None and not new:
                 self._need_folders(os.path.dirname(target), document.path)
             staged = os.path.join(self.root, *document.path.split("/"))
             folder = os.path.dirname(staged)
