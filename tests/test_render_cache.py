@@ -311,3 +311,21 @@ def test_a_damaged_sources_row_costs_only_time(fleet: Path, damage: str) -> None
     changed, unchanged = _rerender(fleet)
     assert changed == [] and unchanged == 6
     assert check(fleet, out, parse_instant("2026-12-01T00:00:00Z")).changes.clean
+
+
+def test_a_cache_without_a_sources_row_gains_it(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A render that finds a file it could remember, and a cache that does not say so, saves
+    the cache although nothing else changed: the next render keeps the file unread."""
+    import sqlite3
+
+    out = fleet.parent / "out"
+    _rerender(fleet)
+    stat = (out / CACHE_NAME).stat()
+    with sqlite3.connect(out / CACHE_NAME) as db:
+        db.execute("DELETE FROM sources")
+    db.close()
+    os.utime(out / CACHE_NAME, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert _rerender(fleet) == ([], 6)
+    parsed = _parsed(monkeypatch)
+    assert _rerender(fleet) == ([], 6)
+    assert parsed == ["instances.yaml", "b.yaml"]

@@ -517,8 +517,10 @@ class Pipeline:
                         self.valid.append(instance)
                     self._instance(instance, files, templates, renderer, found, notices, warnings)
                 self._flush(found)
-            if not (found or notices or warnings):
-                self._remember_file(batch, first)
+            row = None if found or notices or warnings else self._remember_file(batch, first)
+            if batch.file is not None and self.previous is not None and not self.dirty:
+                # a file remembered now or no longer: the cache must be saved to say so
+                self.dirty = not _same_source(self.previous.source(batch.file), row)
             self.problems += batch.locate(found)
             self.notices += batch.locate(notices)
             self.warnings += batch.locate(warnings)
@@ -684,33 +686,37 @@ class Pipeline:
         self.keys += key_count
         self.index.add_source(name, (digest, keys, first, self._seq, ids, key_count))
 
-    def _remember_file(self, batch: Batch, first: int) -> None:
+    def _remember_file(
+        self, batch: Batch, first: int
+    ) -> tuple[str, str, int, int, str, int] | None:
         """A sources row for an included file whose instances were all built, without a
         problem, warning or notice, from key files alone (not KMS or a JWKS, and no
         not_before or not_after: their documents change with the clock)."""
         if self._context is None or batch.file is None or batch.source is None:
-            return
+            return None
         if batch.problems or batch.warnings or not batch.readable:
-            return
+            return None
         if self._seq - first + 1 != len(batch.readable):  # one was not built
-            return
+            return None
         assert self._files is not None
         keys: dict[str, str] = {}
         key_count = 0
         for instance, valid in batch.readable:
             for spec in instance.keys:
                 if not valid or spec.source != "path" or spec.not_before or spec.not_after:
-                    return
+                    return None
                 if spec.path not in keys:
                     sha256 = self._files.file_digest(spec.path)
                     if sha256 is None:
-                        return
+                        return None
                     keys[spec.path] = sha256
             key_count += len(instance.keys)
         listed = json.dumps(sorted([path, sha256] for path, sha256 in keys.items()))
         digest = self._file_digest(batch.file, batch.source.text)
         ids = _ids_digest(instance.id for instance, _ in batch.readable)
-        self.index.add_source(batch.file, (digest, listed, first, self._seq, ids, key_count))
+        row = (digest, listed, first, self._seq, ids, key_count)
+        self.index.add_source(batch.file, row)
+        return row
 
     def _flush(self, problems: list[Problem]) -> None:
         """Record the pending instances' rows: all at once when nothing clashes (the usual
@@ -832,6 +838,16 @@ class _Rows:
     fingerprint: str | None
     kids: str
     files: list[tuple[str, str, str, Stat | None, int]]
+
+
+def _same_source(
+    old: tuple[str, str, int, int, str, int] | None, new: tuple[str, str, int, int, str, int] | None
+) -> bool:
+    """Whether two sources rows say the same of a file, its seq range aside (a moved instance
+    marks the render changed already)."""
+    if old is None or new is None:
+        return old is new
+    return old[:2] + old[4:] == new[:2] + new[4:]
 
 
 def _ids_digest(ids: Iterable[str]) -> str:
