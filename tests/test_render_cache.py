@@ -313,7 +313,9 @@ def test_a_damaged_sources_row_costs_only_time(fleet: Path, damage: str) -> None
     assert check(fleet, out, parse_instant("2026-12-01T00:00:00Z")).changes.clean
 
 
-def test_a_cache_without_a_sources_row_gains_it(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cache_without_a_sources_row_gains_it(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A render that finds a file it could remember, and a cache that does not say so, saves
     the cache although nothing else changed: the next render keeps the file unread."""
     import sqlite3
