@@ -293,6 +293,9 @@ def test_an_included_file_with_a_warning_is_read_every_time(
         "UPDATE sources SET first = 'x'",
         "UPDATE sources SET digest = 'x'",
         "UPDATE sources SET ids = 'x'",
+        # an empty range with the digest of no ids: the file's instances must not vanish
+        "UPDATE sources SET last = first - 1, ids = '4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945'",
+        "UPDATE sources SET first = 1, last = 1000000000",
         "UPDATE instances SET id = 'q' WHERE id = 'a'",
         "UPDATE files SET size = size + 1",
         "DELETE FROM files WHERE path LIKE 'a.example/%'",

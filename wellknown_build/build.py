@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from . import jsondoc, manifest, progress, relying_parties, tree
 from .cache import VERSION as CACHE_VERSION
-from .cache import Index, Stat, stat_of
+from .cache import CachedInstance, Index, Stat, stat_of
 from .config import Batch, Reader
 from .documents import KIND_DISCOVERY, KIND_JWKS, Document, instance_documents
 from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
@@ -46,8 +46,6 @@ T = TypeVar("T")
 LOADED_KEYS = 1024  # key files kept loaded (and digests remembered) at once
 CHUNK = 500  # instances looked up in the last render's cache, and recorded, at once
 _NOT_SETTINGS = ("instances", "include")  # top-level fields an included file does not read
-# seq, id, fingerprint, kids and files (path, manifest line, stat data) of a cached instance
-_KeptInstance = tuple[int, str, str, str, list[tuple[str, str, Stat | None]]]
 
 
 @dataclass(frozen=True)
@@ -467,7 +465,7 @@ class Pipeline:
         # Included files: what their digest covers besides their text (None: no file is
         # kept or remembered), and the one found unchanged, until its batch comes.
         self._context: str | None = None
-        self._kept_file: tuple[str, list[_KeptInstance], tuple[str, str, str, int]] | None
+        self._kept_file: tuple[str, list[CachedInstance], tuple[str, str, str, int]] | None
         self._kept_file = None
         self._files: KeyFiles | None = None
 
@@ -657,6 +655,8 @@ class Pipeline:
             return None
         if any(self._files.file_digest(path) != sha256 for path, sha256 in listed):
             return None
+        if not first <= last < first + len(text):  # an instance takes a line of text at least
+            return None  # (a damaged range would read the whole cache into memory)
         found = self.previous.instances_between(first, last)
         if len(found) != last - first + 1 or _ids_digest(i for _, i, *_ in found) != ids:
             return None

@@ -39,6 +39,9 @@ VERSION = f"4/{importlib.metadata.version('wellknown-build')}"
 Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 # Values bound in one statement's IN (...): SQLite before 3.32 allows 999 in all.
 IN_LIST = 500
+# An instance as the cache has it: seq, id, fingerprint, kids, and its files (path, manifest
+# line, stat data)
+CachedInstance = tuple[int, str, str, str, list[tuple[str, str, "Stat | None"]]]
 
 _SCHEMA = (
     "CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -81,9 +84,10 @@ def read_only_uri(path: PurePath) -> str | None:
     return f"{uri}?mode=ro" if uri.startswith("file:///") else None
 
 
-_INSTANCES_FILES = (
-    "SELECT id, seq, fingerprint, kids, path, line, size, mtime, ctime, ino FROM instances "
-    "JOIN files USING (seq) WHERE id IN {} ORDER BY seq, files.rowid"
+# `where` is one of two fixed conditions, its values bound: ids IN (?,...), or a seq range
+_INSTANCES = (
+    "SELECT seq, id, fingerprint, kids, path, line, size, mtime, ctime, ino FROM instances "
+    "JOIN files USING (seq) WHERE {} ORDER BY seq, files.rowid"
 )
 
 
@@ -174,24 +178,13 @@ class Index:
     ) -> dict[str, tuple[int, str, str, list[tuple[str, str, Stat | None]]]]:
         """Per instance id, its seq, fingerprint, kids and files (path, manifest line, stat
         data), for many ids in one query each IN_LIST: a re-render asks for every instance."""
-        found: dict[str, tuple[int, str, str, list[tuple[str, str, Stat | None]]]] = {}
+        found = {}
         for start in range(0, len(idents), IN_LIST):
-            part = idents[start : start + IN_LIST]
-            rows = self._all(_INSTANCES_FILES.format(_marks(part)), tuple(part))
-            for row in rows:
-                ident, seq, fingerprint, kids, path, line = row[:6]
-                if not (
-                    isinstance(ident, str)
-                    and type(seq) is int
-                    and isinstance(fingerprint, str)
-                    and isinstance(kids, str)
-                    and isinstance(path, str)
-                    and isinstance(line, str)
-                ):
-                    continue
-                if ident not in found:
-                    found[ident] = (seq, fingerprint, kids, [])
-                found[ident][3].append((path, line, _stat(row[6:])))
+            part = tuple(idents[start : start + IN_LIST])
+            for seq, ident, fingerprint, kids, files in self._instances(
+                f"id IN {_marks(part)}", part
+            ):
+                found[ident] = (seq, fingerprint, kids, files)
         return found
 
     def source(self, name: str) -> tuple[str, str, int, int, str, int] | None:
@@ -205,18 +198,16 @@ class Index:
             return None
         return row  # type: ignore[return-value]
 
-    def instances_between(
-        self, first: int, last: int
-    ) -> list[tuple[int, str, str, str, list[tuple[str, str, Stat | None]]]]:
-        """The instances first..last (seq, id, fingerprint, kids) with their files, in
-        order; an instance without files, or a value of the wrong type, is left out."""
-        found: list[tuple[int, str, str, str, list[tuple[str, str, Stat | None]]]] = []
-        rows = self._all(
-            "SELECT seq, id, fingerprint, kids, path, line, size, mtime, ctime, ino FROM "
-            "instances JOIN files USING (seq) WHERE seq BETWEEN ? AND ? ORDER BY seq, files.rowid",
-            (first, last),
-        )
-        for row in rows:
+    def instances_between(self, first: int, last: int) -> list[CachedInstance]:
+        """The instances first..last, in order."""
+        return self._instances("seq BETWEEN ? AND ?", (first, last))
+
+    def _instances(self, where: str, args: tuple[object, ...]) -> list[CachedInstance]:
+        """(seq, id, fingerprint, kids, files: path, manifest line, stat data) of the
+        instances `where` picks, in order; an instance without files, or a value of the wrong
+        type, is left out."""
+        found: list[CachedInstance] = []
+        for row in self._all(_INSTANCES.format(where), args):
             seq, ident, fingerprint, kids, path, line = row[:6]
             if not (
                 type(seq) is int

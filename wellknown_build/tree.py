@@ -79,12 +79,12 @@ class _Paths:
 
     def __init__(self, out: Path) -> None:
         self.out = str(out)
-        self._safe_dirs: set[str] = set()  # emptied when full: memory stays flat
-        # Folders found missing (and so every folder below them): nothing to read there,
-        # and no file can stand where a folder is needed. Only this run writes in the tree
-        # (the lock), and it stages, so they stay missing until the commit.
-        self.missing: set[str] = set()
-        self._dirs: set[str] = set()  # folders found to be folders
+        # Folders checked (none is a link), by what _kind found: emptied when full, so that
+        # memory stays flat. "missing": absent below a real folder, and so is every folder
+        # below it; nothing to read there, and no file can stand where a folder is needed.
+        # Only this run writes in the tree (the lock), and it stages, so they stay missing
+        # until the commit.
+        self._checked: dict[str, str] = {}
 
     def __call__(self, relative: str) -> str:
         if not manifest.is_tree_path(relative):
@@ -93,27 +93,29 @@ class _Paths:
         self._check_dirs(os.path.dirname(target))
         return target
 
+    def missing(self, folder: str) -> bool:
+        return self._checked.get(folder) == "missing"
+
     def _check_dirs(self, folder: str) -> None:
-        if len(self._safe_dirs) > _REMEMBERED_FOLDERS:
-            self._safe_dirs.clear()
-            self._dirs.clear()
-            self.missing.clear()
+        if len(self._checked) > _REMEMBERED_FOLDERS:
+            self._checked.clear()
         absent: list[str] = []  # not there, deepest first: missing if the one above is a folder
-        while folder != self.out and folder not in self._safe_dirs:
+        while folder != self.out and folder not in self._checked:
             kind = _kind(folder)
             if kind == "link":
                 raise TreeError(f"refusing to write through the symbolic link {folder}")
-            self._safe_dirs.add(folder)
-            if kind == "absent":
-                absent.append(folder)
-            else:  # (Windows says "absent" below a file too: only a folder above counts)
-                if kind == "dir":
-                    self._dirs.add(folder)
-                    self.missing.update(absent)
+            self._checked[folder] = kind
+            if kind != "absent":  # (Windows says "absent" below a file too)
+                self._mark_missing(absent, kind)
                 absent = []
+            else:
+                absent.append(folder)
             folder = os.path.dirname(folder)
-        if folder == self.out or folder in self._dirs or folder in self.missing:
-            self.missing.update(absent)
+        self._mark_missing(absent, "dir" if folder == self.out else self._checked[folder])
+
+    def _mark_missing(self, absent: list[str], above: str) -> None:
+        if above in ("dir", "missing"):
+            self._checked.update(dict.fromkeys(absent, "missing"))
 
 
 def _kind(path: str) -> str:
@@ -291,7 +293,7 @@ class Stage:
 
     def document(self, document: Document) -> tuple[int, Stat | None]:
         target = self.paths(document.path)
-        new = os.path.dirname(target) in self.paths.missing
+        new = self.paths.missing(os.path.dirname(target))
         current = None if new else _current(target)
         if current == document.body:
             return 0, stat_of(target, follow=False)
