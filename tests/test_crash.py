@@ -45,6 +45,12 @@ def open_(file, mode="r", *args, **kwargs):
         tick()
     return real_open(file, mode, *args, **kwargs)
 builtins.open = open_
+real_os_open = os.open
+def os_open(path, flags, *args, **kwargs):  # staged bodies are written with os calls
+    if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+        tick()
+    return real_os_open(path, flags, *args, **kwargs)
+os.open = os_open
 os.replace, os.unlink = counted(os.replace), counted(os.unlink)
 import atexit
 atexit.register(lambda: print(f"operations={count[0]}", file=sys.stderr))
@@ -243,6 +249,12 @@ def run(limit, out):
             tick("open", file)
         return real_open(file, mode, *args, **kwargs)
     builtins.open = open_
+    real_os_open = os.open
+    def os_open(file, flags, *args, **kwargs):  # staged bodies are written with os calls
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            tick("open", file)
+        return real_os_open(file, flags, *args, **kwargs)
+    os.open = os_open
     for name in ("replace", "unlink", "rmdir", "rename"):
         setattr(os, name, counted(name, getattr(os, name)))
         if hasattr(getattr(pathlib, "_NormalAccessor", None), name):  # Python 3.10's Path

@@ -89,17 +89,17 @@ def test_failed_write_leaves_tree_alone(
     from .helpers import KEY_MAKERS, public_pem
 
     write(tmp_path / "keys" / "p.pem", public_pem(KEY_MAKERS["p256"]()))
-    real_open = builtins.open
+    real_write = tree._write_new
     calls = {"n": 0}
 
-    def failing_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        if "w" in mode:  # staging a body
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise OSError(28, "No space left on device", str(file))
-        return real_open(file, mode, *args, **kwargs)
+    def failing_write(path: str, body: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:  # staging a body: half of it written, then the disk is full
+            real_write(path, body[: len(body) // 2])
+            raise OSError(28, "No space left on device", path)
+        real_write(path, body)
 
-    monkeypatch.setattr(builtins, "open", failing_open)
+    monkeypatch.setattr(tree, "_write_new", failing_write)
     with pytest.raises(TreeError, match=r"No space left on device.*nothing was changed"):
         render(config, out)
     monkeypatch.undo()

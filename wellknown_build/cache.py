@@ -28,7 +28,7 @@ import importlib.metadata
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
 
 CACHE_NAME = ".wellknown-build.cache"
@@ -384,10 +384,11 @@ class Index:
     def add_owned(self, paths: Iterator[str] | list[str]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO owned VALUES (?)", ((p,) for p in paths))
 
-    def set_stat(self, path: str, stat: Stat | None) -> None:
-        self.db.execute(
+    def set_stats(self, stats: Iterable[tuple[str, Stat | None]]) -> None:
+        """Stat data of files as they are now, by path (one statement for all of them)."""
+        self.db.executemany(
             "UPDATE files SET size=?, mtime=?, ctime=?, ino=? WHERE path=?",
-            (*(stat or (None, None, None, None)), path),
+            ((*(stat or (None, None, None, None)), path) for path, stat in stats),
         )
 
     def save(self, final: Path) -> None:

@@ -99,23 +99,23 @@ class _Paths:
     def _check_dirs(self, folder: str) -> None:
         if len(self._checked) > _REMEMBERED_FOLDERS:
             self._checked.clear()
-        absent: list[str] = []  # not there, deepest first: missing if the one above is a folder
+        chain: list[str] = []  # not checked yet, deepest first
         while folder != self.out and folder not in self._checked:
-            kind = _kind(folder)
-            if kind == "link":
-                raise TreeError(f"refusing to write through the symbolic link {folder}")
-            self._checked[folder] = kind
-            if kind != "absent":  # (Windows says "absent" below a file too)
-                self._mark_missing(absent, kind)
-                absent = []
-            else:
-                absent.append(folder)
+            chain.append(folder)
             folder = os.path.dirname(folder)
-        self._mark_missing(absent, "dir" if folder == self.out else self._checked[folder])
-
-    def _mark_missing(self, absent: list[str], above: str) -> None:
-        if above in ("dir", "missing"):
-            self._checked.update(dict.fromkeys(absent, "missing"))
+        above = "dir" if folder == self.out else self._checked[folder]
+        for index in range(len(chain) - 1, -1, -1):  # top down: below a missing one, no lstat
+            if above == "missing":
+                self._checked.update(dict.fromkeys(chain[: index + 1], "missing"))
+                return
+            kind = _kind(chain[index])
+            if kind == "link":
+                raise TreeError(f"refusing to write through the symbolic link {chain[index]}")
+            # absent below a real folder: missing (Windows says "absent" below a file too)
+            if kind == "absent" and above == "dir":
+                kind = "missing"
+            self._checked[chain[index]] = kind
+            above = kind
 
 
 def _kind(path: str) -> str:
@@ -303,19 +303,29 @@ class Stage:
             if current is None and not new:
                 self._need_folders(os.path.dirname(target), document.path)
             staged = os.path.join(self.root, *document.path.split("/"))
-            folder = os.path.dirname(staged)
             try:
-                if folder not in self._made:
-                    os.makedirs(folder, exist_ok=True)
-                    self._made.add(folder)
-                with open(staged, "wb") as handle:
-                    handle.write(document.body)
+                self._make(os.path.dirname(staged))
+                _write_new(staged, document.body)
             except OSError as e:
                 raise TreeError(
                     f"staging {document.path} in {self.out} failed ({e.strerror}); "
                     "nothing was changed"
                 ) from None
         return (1 if current is None else 2), None
+
+    def _make(self, folder: str) -> None:
+        """The staging folders down to `folder` (os.makedirs looks at each one above first)."""
+        chain: list[str] = []
+        while folder not in self._made and folder != self.paths.out:
+            chain.append(folder)
+            folder = os.path.dirname(folder)
+        for made in reversed(chain):
+            try:
+                os.mkdir(made)
+            except FileExistsError:
+                if not os.path.isdir(made):
+                    raise
+            self._made.add(made)
 
     def _need_folders(self, folder: str, relative: str) -> None:
         """A file standing where `relative` needs a folder is refused now, before anything
@@ -332,6 +342,17 @@ class Stage:
     def discard(self) -> None:
         if self.write:
             _remove_staging(self.out)
+
+
+def _write_new(path: str, body: bytes) -> None:
+    """A new file with `body` (os calls: open() builds a buffered writer around them)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _remove_staging(out: Path) -> None:
@@ -592,10 +613,11 @@ def _apply(
             f"updating {out} failed ({e.strerror}: {e.filename}); render again to finish"
         ) from None
     try:
-        for group in (changes.created, changes.updated):
-            for relative in group:
-                path = os.path.join(out, *relative.split("/"))
-                index.set_stat(relative, stat_of(path, follow=False))
+        index.set_stats(
+            (relative, stat_of(os.path.join(out, *relative.split("/")), follow=False))
+            for group in (changes.created, changes.updated)
+            for relative in group
+        )
     except sqlite3.Error as e:  # the cache being made (a full disk): the journal stays
         raise TreeError(f"updating {out} failed ({e}); render again to finish") from None
     # Last: publish trusts only what the manifest lists, and only without a journal.
