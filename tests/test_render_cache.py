@@ -4,6 +4,7 @@ the clock passing a not_after) rebuilds exactly the instances it touches."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -334,3 +335,117 @@ def test_a_cache_without_a_sources_row_gains_it(
     parsed = _parsed(monkeypatch)
     assert _rerender(fleet) == ([], 6)
     assert parsed == ["instances.yaml", "b.yaml"]
+
+
+# -- a run equal to the last one so far copies no row ----------------------------------
+
+
+def _tenants(folder: Path, files: dict[str, list[str]]) -> Path:
+    """Included files of tenants (name -> ids); every key file the same."""
+    if not (folder / "keys" / "k.pem").exists():
+        write(folder / "keys" / "k.pem", public_pem(KEY_MAKERS["p256"]()))
+    for stale in (folder / "tenants").glob("*.yaml") if (folder / "tenants").is_dir() else ():
+        stale.unlink()
+    for name, ids in files.items():
+        write(
+            folder / "tenants" / name,
+            "".join(
+                f"- {{id: {i}, issuer: 'https://{i}.example', keys: [{{path: ../keys/k.pem}}]}}\n"
+                for i in ids
+            ),
+        )
+    return write_config(folder, "include: [tenants/*.yaml]\n")
+
+
+def _rows(out: Path) -> tuple[list[tuple[object, ...]], ...]:
+    """The cache's rows that do not depend on when files were written."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(out / CACHE_NAME)) as db:
+        return tuple(
+            db.execute(sql).fetchall()
+            for sql in (
+                "SELECT * FROM instances ORDER BY seq",
+                "SELECT path, seq, line FROM files ORDER BY seq, path",
+                "SELECT name, digest, keys, first, last, ids, key_count FROM sources ORDER BY name",
+            )
+        )
+
+
+START = {"1.yaml": ["a", "b"], "2.yaml": ["c", "d"], "3.yaml": ["e"], "4.yaml": ["f", "g"]}
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        {**START, "2.yaml": ["c", "d2"]},  # a change in the middle: 1.yaml mirrored, 3-4 copied
+        {**START, "1.yaml": ["a", "b", "b2"]},  # one more first: every later seq moves
+        {**START, "1.yaml": ["b"]},  # one fewer first
+        {k: v for k, v in START.items() if k != "4.yaml"},  # the last file gone
+        {**START, "5.yaml": ["h"]},  # a file more at the end
+        {**START, "4.yaml": ["f", "g", "h"]},  # the last file grows
+    ],
+    ids=["middle", "grown-first", "shrunk-first", "last-gone", "new-last", "grown-last"],
+)
+def test_a_partly_mirrored_run_leaves_the_cache_a_full_render_makes(
+    tmp_path: Path, after: dict[str, list[str]]
+) -> None:
+    """Rows mirrored from the last render (not copied while nothing differed) are copied
+    when something does: the cache is row for row the one of a render from scratch, and
+    the next render finds nothing to do."""
+    config = _tenants(tmp_path, START)
+    out = tmp_path / "out"
+    render(config, out)
+    _tenants(tmp_path, after)
+    for name in after:  # files that did not change keep their stat data too
+        if after[name] == START.get(name):
+            os.utime(tmp_path / "tenants" / name, ns=(0, 0))
+    render(config, out)
+    render(config, tmp_path / "fresh")
+    assert _rows(out) == _rows(tmp_path / "fresh")
+    before = (out / CACHE_NAME).stat()
+    changes = render(config, out).changes
+    assert changes.clean and changes.unchanged == 2 * sum(map(len, after.values()))
+    assert (out / CACHE_NAME).stat().st_mtime_ns == before.st_mtime_ns  # not rewritten
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "DELETE FROM instances WHERE id = 'b'",
+        "DELETE FROM files WHERE path LIKE 'a.example/%'",
+        "UPDATE instances SET seq = seq + 100 WHERE id = 'c'",
+    ],
+)
+def test_rows_gone_from_the_cache_before_they_are_copied_cost_only_time(
+    tmp_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last render's rows are read twice: when found unchanged, and when copied after
+    something differs. Rows gone in between (damage, here injected between the two) make
+    the render start again without the cache, as any damage found does."""
+    import sqlite3
+
+    config = _tenants(tmp_path, START)
+    out = tmp_path / "out"
+    render(config, out)
+    _tenants(tmp_path, {**START, "4.yaml": ["f", "g2"]})
+    real = build_module.Pipeline._materialize
+
+    def damaged(self: build_module.Pipeline) -> None:
+        assert self.previous is not None
+        writer = sqlite3.connect(out / CACHE_NAME)
+        writer.execute(damage)
+        writer.commit()
+        writer.close()
+        real(self)
+
+    monkeypatch.setattr(build_module.Pipeline, "_materialize", damaged)
+    changes = render(config, out).changes
+    assert changes.created == (
+        "g2.example/.well-known/jwks.json",
+        "g2.example/.well-known/openid-configuration",
+    )
+    assert len(changes.removed) == 2
+    monkeypatch.undo()
+    render(config, tmp_path / "fresh")
+    assert _rows(out) == _rows(tmp_path / "fresh")

@@ -486,10 +486,10 @@ def _fail(failure: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
         return write(tmp_path / "bad.yaml", "instances: [{id: x}]\n")
     if failure == "staging":
 
-        def makedirs(*args: Any, **kwargs: Any) -> None:
+        def write_new(*args: Any) -> None:
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(os, "makedirs", makedirs)
+        monkeypatch.setattr(tree, "_write_new", write_new)
     else:
 
         def refuse(*args: Any) -> None:

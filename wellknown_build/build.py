@@ -468,6 +468,11 @@ class Pipeline:
         self._kept_file: tuple[str, list[CachedInstance], tuple[str, str, str, int]] | None
         self._kept_file = None
         self._files: KeyFiles | None = None
+        # Instances 1.._mirrored are the last render's, row for row, and not copied yet: a run
+        # that changes nothing copies nothing (the new cache is then dropped). The first
+        # instance that differs copies them (_materialize).
+        self._mirroring = self.previous is not None and out is not None and kept is None
+        self._mirrored = 0
 
     def run(self) -> Outcome:
         reader = Reader(self.path)
@@ -527,10 +532,14 @@ class Pipeline:
         if shown is not None:
             shown.close()
         if self.previous is not None and not self.dirty:
-            self.dirty = any(
-                self.previous.count(t) != self.index.count(t) for t in ("instances", "keys")
-            )
+            self.dirty = self.previous.count("instances") != self._seq or self.previous.count(
+                "keys"
+            ) != self.index.count("keys")
         self.dirty = self.dirty or files.hashed > 0
+        if self._mirroring and self.dirty:  # the cache is replaced: it needs every row
+            self._materialize()
+        elif self._mirroring and self.previous is not None:
+            self.index.mirrored = self.previous.count("files")
         if self.problems:  # in file order; a stable sort keeps each line's problems as found
             order = {name: i for i, name in enumerate(reader.names, 1)}
             self.problems.sort(key=lambda p: (order.get(p.file or "", 0), p.line or 0))
@@ -569,6 +578,8 @@ class Pipeline:
             notices += outcome.notices
             warnings += outcome.warnings
             problems += outcome.errors
+            if self._mirror(old_seq, old_seq):
+                return
             seq = self._record(instance, fingerprint, json.dumps(kids))
             self.dirty = self.dirty or seq != old_seq
             for entry, line, stat in entries:
@@ -602,10 +613,37 @@ class Pipeline:
     ) -> int:
         """A new seq for the instance (None: one of a kept file, `ident`); its rows are
         recorded by _flush."""
+        if self._mirroring:
+            self._materialize()
         self._seq += 1
         ident = instance.id if instance is not None else ident
         self._pending.append(_Rows(instance, ident, self._seq, fingerprint, kids, []))
         return self._seq
+
+    def _mirror(self, first: int, last: int) -> bool:
+        """Whether the last render's instances first..last (found unchanged, in order) come
+        next and every one before them was the last render's too: then they need no rows."""
+        if not self._mirroring or first != self._seq + 1 or last < first:
+            return False
+        self._seq = self._mirrored = last
+        return True
+
+    def _materialize(self) -> None:
+        """Copy the rows of the instances mirrored so far: from here on the run differs."""
+        assert self.previous is not None
+        self._mirroring = False
+        for start in range(1, self._mirrored + 1, CHUNK):
+            last = min(start + CHUNK - 1, self._mirrored)
+            found = self.previous.instances_between(start, last)
+            if [row[0] for row in found] != list(range(start, last + 1)):
+                raise tree.CacheMismatch("the render cache lost instances it had a moment ago")
+            self._pending = [
+                _Rows(
+                    None, ident, seq, fingerprint, kids, [(p, "", ln, st, 0) for p, ln, st in paths]
+                )
+                for seq, ident, fingerprint, kids, paths in found
+            ]
+            self._flush([])
 
     # -- included files found unchanged -------------------------------------------------
 
@@ -676,14 +714,17 @@ class Pipeline:
         _, found, (digest, keys, ids, key_count) = self._kept_file
         self._kept_file = None
         first = self._seq + 1
+        self.instances += len(found)
+        self.keys += key_count
+        if self._mirror(found[0][0], found[-1][0]):
+            self.index.add_source(name, (digest, keys, first, self._seq, ids, key_count))
+            return
         for start in range(0, len(found), CHUNK):
             for old_seq, ident, fingerprint, kids, paths in found[start : start + CHUNK]:
                 seq = self._record(None, fingerprint, kids, ident)
                 self.dirty = self.dirty or seq != old_seq
                 self._pending[-1].files += [(p, "", line, stat, 0) for p, line, stat in paths]
             self._flush([])
-        self.instances += len(found)
-        self.keys += key_count
         self.index.add_source(name, (digest, keys, first, self._seq, ids, key_count))
 
     def _remember_file(

@@ -112,6 +112,9 @@ class Index:
     def __init__(self, connection: sqlite3.Connection, path: str | None = None) -> None:
         self.db = connection
         self.path = path  # the file being written; None in memory or when read-only
+        # Output files of a run that found everything as the last render left it: their rows
+        # were not copied (the last cache stays), but they count as this run's.
+        self.mirrored = 0
 
     @classmethod
     def new(cls, path: str | None = None) -> Index:

@@ -494,7 +494,7 @@ def _changes(out: Path, index: Index, journal: Journal | None, manifest_changed:
         created,
         updated,
         tuple(_stale(out, index)),
-        index.count("files") - len(created) - len(updated),
+        index.count("files") + index.mirrored - len(created) - len(updated),
         manifest_changed=manifest_changed,
         interrupted=journal is not None,
     )
