@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -13,9 +15,9 @@ import pytest
 
 from wellknown_build import build as build_module
 from wellknown_build import config as config_module
-from wellknown_build.cache import CACHE_NAME
+from wellknown_build.cache import CACHE_NAME, Index
 from wellknown_build.commands.render import check, render
-from wellknown_build.errors import ConfigError
+from wellknown_build.errors import ConfigError, TreeError
 from wellknown_build.timing import parse_instant
 from wellknown_build.tree import LOCK_NAME
 from wellknown_build.yamlload import load_yaml
@@ -449,3 +451,95 @@ def test_rows_gone_from_the_cache_before_they_are_copied_cost_only_time(
     monkeypatch.undo()
     render(config, tmp_path / "fresh")
     assert _rows(out) == _rows(tmp_path / "fresh")
+
+
+AT_FOLDER = "https://a.example/.well-known"  # where a.example/.well-known/jwks.json is kept
+BELOW_FILE = "https://a.example/.well-known/jwks.json/x"
+
+
+@pytest.mark.parametrize("name", ["0.yaml", "z.yaml"])
+@pytest.mark.parametrize("jwks_uri", [AT_FOLDER, BELOW_FILE], ids=["at-folder", "below-file"])
+def test_a_new_file_against_a_kept_file_folder_is_refused_as_without_the_cache(
+    fleet: Path, name: str, jwks_uri: str
+) -> None:
+    """A new instance's file where a kept instance needs a folder, or a folder where one
+    has a file (before or after it in order): refused, nothing changed, with the words a
+    render without the cache has (the tree has that folder or file already)."""
+    out = fleet.parent / "out"
+    _rerender(fleet)
+    item = f"{{id: z, issuer: 'https://z.example', jwks_uri: '{jwks_uri}', keys: [{{path: ../keys/a.pem}}]}}"
+    write(fleet.parent / "tenants" / name, f"- {item}\n")
+    uncached = fleet.parent / "uncached"
+    shutil.copytree(out, uncached)
+    (uncached / CACHE_NAME).unlink()
+    before = _mtimes(out)
+    errors = []
+    for where in (out, uncached):
+        with pytest.raises(TreeError) as caught:
+            render(fleet, where, parse_instant("2026-12-01T00:00:00Z"))
+        errors.append(str(caught.value).replace(str(where), "OUT"))
+    assert errors[0] == errors[1]
+    assert _mtimes(out) == before
+
+
+@pytest.mark.parametrize("jwks_uri", [AT_FOLDER, BELOW_FILE], ids=["at-folder", "below-file"])
+def test_a_clash_between_new_files_is_a_problem_not_a_staging_failure(
+    fleet: Path, jwks_uri: str
+) -> None:
+    """Staging both files of a clash fails (a file where a folder is); the render says which
+    instances clash, with file and line, as `validate` does."""
+    item = f"{{id: z, issuer: 'https://z.example', jwks_uri: '{jwks_uri}', keys: [{{path: ../keys/a.pem}}]}}"
+    write(fleet.parent / "tenants" / "z.yaml", f"- {item}\n")
+    with pytest.raises(ConfigError) as caught:
+        render(fleet, fleet.parent / "out", parse_instant("2026-12-01T00:00:00Z"))
+    [problem] = caught.value.problems
+    assert (Path(problem.file or "").name, problem.line) == ("z.yaml", 1)
+    assert problem.instance == "z" and "to be a folder" in str(problem)  # the later one
+    assert not (fleet.parent / "out").exists()
+
+
+def _index_with(rows: list[tuple[int, str]], path: Path | None = None) -> Index:
+    index = Index.new(str(path) if path else None)
+    for seq, file in rows:
+        index.add_instance(seq, f"i{seq}", "f", "[]")
+        index.add_file(file, seq, "{}", None)
+    return index
+
+
+@pytest.mark.parametrize(
+    ("fresh", "kept", "clash"),
+    [
+        ("h/x/.well-known/jwks.json", "h/y/.well-known/jwks.json", False),
+        ("h/x", "h/x/.well-known/jwks.json", True),  # a new file where a kept one needs a folder
+        ("h/x/.well-known/jwks.json", "h/x", True),  # a new file below a kept file
+        ("h/x.json", "h/x/.well-known/jwks.json", False),  # '.' sorts before '/'
+        ("h/x", "h/x0/.well-known/jwks.json", False),  # '0' sorts after '/'
+    ],
+)
+@pytest.mark.parametrize("order", ["fresh-first", "kept-first"])
+def test_copied_rows_are_checked_against_rows_built_this_run(
+    tmp_path: Path, fresh: str, kept: str, clash: bool, order: str
+) -> None:
+    """Rows copied from the last render are not checked as they are copied (they clashed
+    with none of each other then); clashes() finds one of them against a row built this
+    run, whichever came first."""
+    last = _index_with([(1, kept)], tmp_path / "last.db")
+    last.db.execute("COMMIT")
+    last.db.close()
+    previous = Index(sqlite3.connect(tmp_path / "last.db"))
+    previous.uri = (tmp_path / "last.db").as_uri() + "?mode=ro"
+    index = Index.new(str(tmp_path / "new.db"))
+    index.attach(previous)
+    folders = [("/".join(fresh.split("/")[:d]), 1) for d in range(1, fresh.count("/") + 1)]
+    if order == "fresh-first":
+        assert index.add_rows([(1, "new", "f", "[]")], [(fresh, 1, "{}", None, 1)], folders)
+        assert index.copy_rows(1, 1, 1)
+        assert index.clashes([(1, 1)]) is clash
+    else:
+        assert index.copy_rows(1, 1, 0)
+        folders = [(f, 2) for f, _ in folders]
+        added = index.add_rows([(2, "new", "f", "[]")], [(fresh, 2, "{}", None, 1)], folders)
+        # a new file below a kept one: add_rows refuses it already (then says who clashes)
+        assert (index.clashes([(2, 2)]) if added else True) is clash
+    index.discard()
+    previous.close()

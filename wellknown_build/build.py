@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from . import jsondoc, manifest, progress, relying_parties, tree
 from .cache import VERSION as CACHE_VERSION
-from .cache import CachedInstance, Index, Stat, stat_of
+from .cache import Index, KeptInstance, Stat, stat_of
 from .config import Batch, Reader
 from .documents import KIND_DISCOVERY, KIND_JWKS, Document, instance_documents
 from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
@@ -448,6 +449,12 @@ class Pipeline:
         self.sink = sink
         self.kept = kept  # build(): unchanged instances' entries, in order
         self.previous = tree.previous_index(out) if out is not None and cache else None
+        if self.previous is not None:
+            try:
+                index.attach(self.previous)
+            except sqlite3.Error:  # cannot be copied from: as good as none
+                self.previous.close()
+                self.previous = None
         self.problems: list[Problem] = []
         self.notices: list[Problem] = []
         self.warnings: list[Problem] = []
@@ -465,7 +472,7 @@ class Pipeline:
         # Included files: what their digest covers besides their text (None: no file is
         # kept or remembered), and the one found unchanged, until its batch comes.
         self._context: str | None = None
-        self._kept_file: tuple[str, list[CachedInstance], tuple[str, str, str, int]] | None
+        self._kept_file: tuple[str, list[KeptInstance], tuple[str, str, str, int]] | None
         self._kept_file = None
         self._files: KeyFiles | None = None
         # Instances 1.._mirrored are the last render's, row for row, and not copied yet: a run
@@ -473,6 +480,8 @@ class Pipeline:
         # instance that differs copies them (_materialize).
         self._mirroring = self.previous is not None and out is not None and kept is None
         self._mirrored = 0
+        self._copied = False  # rows copied from the last render (_copy)
+        self._fresh: list[tuple[int, int]] = []  # seq ranges of rows recorded by _flush
 
     def run(self) -> Outcome:
         reader = Reader(self.path)
@@ -531,6 +540,7 @@ class Pipeline:
                 shown.advance()
         if shown is not None:
             shown.close()
+        self._check_copies()
         if self.previous is not None and not self.dirty:
             self.dirty = self.previous.count("instances") != self._seq or self.previous.count(
                 "keys"
@@ -608,16 +618,12 @@ class Pipeline:
             line = manifest.line(Entry.of(document))
             self._pending[-1].files.append((document.path, document.kind, line, seen, staged))
 
-    def _record(
-        self, instance: Instance | None, fingerprint: str | None, kids: str, ident: str = ""
-    ) -> int:
-        """A new seq for the instance (None: one of a kept file, `ident`); its rows are
-        recorded by _flush."""
+    def _record(self, instance: Instance, fingerprint: str | None, kids: str) -> int:
+        """A new seq for the instance; its rows are recorded by _flush."""
         if self._mirroring:
             self._materialize()
         self._seq += 1
-        ident = instance.id if instance is not None else ident
-        self._pending.append(_Rows(instance, ident, self._seq, fingerprint, kids, []))
+        self._pending.append(_Rows(instance, self._seq, fingerprint, kids, []))
         return self._seq
 
     def _mirror(self, first: int, last: int) -> bool:
@@ -630,20 +636,29 @@ class Pipeline:
 
     def _materialize(self) -> None:
         """Copy the rows of the instances mirrored so far: from here on the run differs."""
-        assert self.previous is not None
         self._mirroring = False
-        for start in range(1, self._mirrored + 1, CHUNK):
-            last = min(start + CHUNK - 1, self._mirrored)
-            found = self.previous.instances_between(start, last)
-            if [row[0] for row in found] != list(range(start, last + 1)):
-                raise tree.CacheMismatch("the render cache lost instances it had a moment ago")
-            self._pending = [
-                _Rows(
-                    None, ident, seq, fingerprint, kids, [(p, "", ln, st, 0) for p, ln, st in paths]
-                )
-                for seq, ident, fingerprint, kids, paths in found
-            ]
-            self._flush([])
+        self._copy(1, self._mirrored, 0)
+
+    def _copy(self, first: int, last: int, offset: int) -> None:
+        """The last render's rows of instances first..last, at seq + offset (a kept file's,
+        or those mirrored), copied within SQLite. They clashed with none of each other
+        then; with the rows built this run they are checked at the end (_check_copies)."""
+        self._copied = True
+        if not self.index.copy_rows(first, last, offset):
+            raise tree.CacheMismatch(
+                "the render cache lost instances it had a moment ago, or an instance "
+                "writes a file of an unchanged included file, kept from it"
+            )
+
+    def _check_copies(self) -> None:
+        """Rows built this run next to rows copied from the last render: a file of one where
+        the other needs a folder restarts the render without the cache, which then says
+        which instance clashes (its line; a copied row has none)."""
+        if self._copied and self._fresh and self.index.clashes(self._fresh):
+            raise tree.CacheMismatch(
+                "an instance needs a folder where one of an unchanged included file, kept from "
+                "the render cache, writes a file (or the other way round)"
+            )
 
     # -- included files found unchanged -------------------------------------------------
 
@@ -695,17 +710,17 @@ class Pipeline:
             return None
         if not first <= last < first + len(text):  # an instance takes a line of text at least
             return None  # (a damaged range would read the whole cache into memory)
-        found = self.previous.instances_between(first, last)
-        if len(found) != last - first + 1 or _ids_digest(i for _, i, *_ in found) != ids:
+        found = self.previous.kept_between(first, last)
+        if len(found) != last - first + 1 or _ids_digest(i for _, i, _ in found) != ids:
             return None
         out = str(self.out)
         for *_, paths in found:
-            for path, _, stat in paths:
+            for path, stat in paths:
                 where = os.path.join(out, *path.split("/"))
                 if stat is None or stat != stat_of(where, follow=False):
                     return None
         self._kept_file = (name, found, (digest, keys, ids, key_count))
-        return [ident for _, ident, *_ in found]
+        return [ident for _, ident, _ in found]
 
     def _keep_file(self, name: str) -> None:
         """Record the instances of an included file found unchanged, as the last render
@@ -716,15 +731,14 @@ class Pipeline:
         first = self._seq + 1
         self.instances += len(found)
         self.keys += key_count
-        if self._mirror(found[0][0], found[-1][0]):
-            self.index.add_source(name, (digest, keys, first, self._seq, ids, key_count))
-            return
-        for start in range(0, len(found), CHUNK):
-            for old_seq, ident, fingerprint, kids, paths in found[start : start + CHUNK]:
-                seq = self._record(None, fingerprint, kids, ident)
-                self.dirty = self.dirty or seq != old_seq
-                self._pending[-1].files += [(p, "", line, stat, 0) for p, line, stat in paths]
-            self._flush([])
+        old_first, old_last = found[0][0], found[-1][0]
+        if not self._mirror(old_first, old_last):
+            if self._mirroring:
+                self._materialize()
+            self._flush([])  # the rows before the file's
+            self._copy(old_first, old_last, first - old_first)
+            self._seq = first + old_last - old_first
+            self.dirty = self.dirty or first != old_first
         self.index.add_source(name, (digest, keys, first, self._seq, ids, key_count))
 
     def _remember_file(
@@ -771,19 +785,19 @@ class Pipeline:
                     if folder not in self._folders:
                         folders.append((folder, rows.seq))
                         _remember(self._folders, folder, None)
-        instances = [(r.seq, r.ident, r.fingerprint, r.kids) for r in pending]
+        if not pending:
+            return
+        if self._fresh and self._fresh[-1][1] == pending[0].seq - 1:
+            self._fresh[-1] = (self._fresh[-1][0], pending[-1].seq)
+        else:
+            self._fresh.append((pending[0].seq, pending[-1].seq))
+        instances = [(r.seq, r.instance.id, r.fingerprint, r.kids) for r in pending]
         files = [(f[0], r.seq, f[2], f[3], f[4]) for r in pending for f in r.files]
         if self.index.add_rows(instances, files, folders):
             return
         self._folders = remembered
-        if any(rows.instance is None for rows in pending):  # its problem has no line
-            raise tree.CacheMismatch(
-                "an instance clashes with one of an unchanged included file, kept from the "
-                "render cache"
-            )
         for rows in pending:
-            assert rows.instance is not None
-            self.index.add_instance(rows.seq, rows.ident, rows.fingerprint, rows.kids)
+            self.index.add_instance(rows.seq, rows.instance.id, rows.fingerprint, rows.kids)
             for path, kind, line, stat, staged in rows.files:
                 self._claim(rows.instance, path, kind, rows.seq, line, stat, staged, problems)
 
@@ -873,8 +887,7 @@ class _Rows:
     """One instance's rows for the index: its files as (path, kind, manifest line, stat
     data, staged)."""
 
-    instance: Instance | None  # None: one of an included file found unchanged
-    ident: str
+    instance: Instance
     seq: int
     fingerprint: str | None
     kids: str

@@ -42,6 +42,8 @@ IN_LIST = 500
 # An instance as the cache has it: seq, id, fingerprint, kids, and its files (path, manifest
 # line, stat data)
 CachedInstance = tuple[int, str, str, str, list[tuple[str, str, "Stat | None"]]]
+# An instance of an included file kept unread: seq, id, its files (path, stat data)
+KeptInstance = tuple[int, str, list[tuple[str, "Stat | None"]]]
 
 _SCHEMA = (
     "CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -84,7 +86,11 @@ def read_only_uri(path: PurePath) -> str | None:
     return f"{uri}?mode=ro" if uri.startswith("file:///") else None
 
 
-# `where` is one of two fixed conditions, its values bound: ids IN (?,...), or a seq range
+_KEPT = (
+    "SELECT seq, id, path, size, mtime, ctime, ino FROM instances JOIN files USING (seq) "
+    "WHERE seq BETWEEN ? AND ? ORDER BY seq, files.rowid"
+)
+# `where` is a fixed condition, its values bound: ids IN (?,...)
 _INSTANCES = (
     "SELECT seq, id, fingerprint, kids, path, line, size, mtime, ctime, ino FROM instances "
     "JOIN files USING (seq) WHERE {} ORDER BY seq, files.rowid"
@@ -115,6 +121,17 @@ class Index:
         # Output files of a run that found everything as the last render left it: their rows
         # were not copied (the last cache stays), but they count as this run's.
         self.mirrored = 0
+        self.uri: str | None = None  # the last render's, read-only: what attach() opens
+
+    def attach(self, last: Index) -> None:
+        """The last render's cache, read-only, as `last` in this one's statements: rows are
+        copied from it without a trip through Python (copy_rows, own_last)."""
+        assert last.uri is not None
+        self.db.execute("COMMIT")  # (no ATTACH inside a transaction)
+        try:
+            self.db.execute("ATTACH DATABASE ? AS last", (last.uri,))
+        finally:
+            self.db.execute("BEGIN")
 
     @classmethod
     def new(cls, path: str | None = None) -> Index:
@@ -122,7 +139,9 @@ class Index:
         if path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        db = sqlite3.connect(path or ":memory:", isolation_level=None)
+        # URIs on, for attach(): an absolute path never reads as one (`file:` would).
+        name = os.path.abspath(path) if path is not None else ":memory:"
+        db = sqlite3.connect(name, isolation_level=None, uri=True)
         try:
             # A scratch file renamed into place at the end: no rollback journal is needed.
             db.execute("PRAGMA journal_mode=OFF")
@@ -168,7 +187,9 @@ class Index:
             if db is not None:
                 db.close()
             return None
-        return cls(db)
+        found = cls(db)
+        found.uri = uri
+        return found
 
     # -- reading (both sides) ------------------------------------------------------------
 
@@ -201,9 +222,17 @@ class Index:
             return None
         return row  # type: ignore[return-value]
 
-    def instances_between(self, first: int, last: int) -> list[CachedInstance]:
-        """The instances first..last, in order."""
-        return self._instances("seq BETWEEN ? AND ?", (first, last))
+    def kept_between(self, first: int, last: int) -> list[KeptInstance]:
+        """The instances first..last, in order: seq, id and files (path, stat data); an
+        instance without files, or a value of the wrong type, is left out."""
+        found: list[KeptInstance] = []
+        for seq, ident, path, *stat in self._all(_KEPT, (first, last)):
+            if not (type(seq) is int and isinstance(ident, str) and isinstance(path, str)):
+                continue
+            if not found or found[-1][0] != seq:
+                found.append((seq, ident, []))
+            found[-1][2].append((path, _stat(tuple(stat))))
+        return found
 
     def _instances(self, where: str, args: tuple[object, ...]) -> list[CachedInstance]:
         """(seq, id, fingerprint, kids, files: path, manifest line, stat data) of the
@@ -250,12 +279,6 @@ class Index:
         assert table in ("instances", "files", "keys", "owned")
         row = self._one(f"SELECT count(*) FROM {table}", ())  # noqa: S608 - a fixed name
         return row[0] if row and type(row[0]) is int else -1
-
-    def paths(self) -> Iterator[str]:
-        """Every output file, in manifest order."""
-        for (path,) in self._iter("SELECT path FROM files ORDER BY seq, rowid"):
-            if isinstance(path, str):
-                yield path
 
     def lines(self) -> Iterator[str]:
         """The manifest's lines, in order (instances in configuration order)."""
@@ -357,6 +380,43 @@ class Index:
                 self.db.execute(f"DELETE FROM {table} WHERE seq >= ?", (first,))  # noqa: S608
         return not clash
 
+    def copy_rows(self, first: int, last: int, offset: int) -> bool:
+        """The last render's instances first..last (attach()) with their files, at seq +
+        `offset`; False, and nothing copied, if one is missing, a path is taken or the
+        last cache cannot be read (damaged: so is a write failure here, found again when
+        the render starts over without it). Files and folders are not checked against
+        each other: see clashes()."""
+        try:
+            copied = self.db.execute(
+                "INSERT INTO instances SELECT seq + ?, id, fingerprint, kids FROM last.instances "
+                "WHERE seq BETWEEN ? AND ?",
+                (offset, first, last),
+            ).rowcount
+            self.db.execute(
+                "INSERT INTO files SELECT path, seq + ?, line, size, mtime, ctime, ino, 0 "
+                "FROM last.files WHERE seq BETWEEN ? AND ? ORDER BY seq, rowid",
+                (offset, first, last),
+            )
+            if copied == last - first + 1:
+                return True
+        except sqlite3.Error:
+            pass
+        with contextlib.suppress(sqlite3.Error):
+            for table in ("instances", "files"):
+                self.db.execute(f"DELETE FROM {table} WHERE seq >= ?", (first + offset,))  # noqa: S608
+        return False
+
+    def clashes(self, fresh: list[tuple[int, int]]) -> bool:
+        """Whether a file of the instances in the seq ranges `fresh` stands where any file
+        needs a folder, or any file where they need one (`folders` holds theirs)."""
+        if self._one("SELECT 1 FROM folders JOIN files USING (path) LIMIT 1", ()):
+            return True
+        below = (
+            "SELECT 1 FROM files AS f JOIN files AS g ON g.path > f.path || '/' "
+            "AND g.path < f.path || '0' WHERE f.seq BETWEEN ? AND ? LIMIT 1"
+        )
+        return any(self._one(below, seqs) for seqs in fresh)
+
     def folder_owner(self, path: str) -> str | None:
         """The instance that writes files below `path`, if any."""
         return self._owner("folders", path)
@@ -386,6 +446,13 @@ class Index:
 
     def add_owned(self, paths: Iterator[str] | list[str]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO owned VALUES (?)", ((p,) for p in paths))
+
+    def own_last(self) -> None:
+        """Every output file of the last render (attach()), in its order."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO owned SELECT path FROM last.files "
+            "WHERE typeof(path) = 'text' ORDER BY seq, rowid"
+        )
 
     def set_stats(self, stats: Iterable[tuple[str, Stat | None]]) -> None:
         """Stat data of files as they are now, by path (one statement for all of them)."""

@@ -306,6 +306,11 @@ class Stage:
             try:
                 self._make(os.path.dirname(staged))
                 _write_new(staged, document.body)
+            except (IsADirectoryError, NotADirectoryError, FileExistsError):
+                # Only this run's documents are staged: another one stands where this one
+                # needs a folder, or the other way round. The render reports that clash
+                # with both instances' names, and stops before anything is moved.
+                pass
             except OSError as e:
                 raise TreeError(
                     f"staging {document.path} in {self.out} failed ({e.strerror}); "
@@ -410,7 +415,7 @@ def _owned(
         try:
             if not _mirrors(previous, old):
                 raise sqlite3.DatabaseError("not the manifest's entries")
-            index.add_owned(previous.paths())  # checked when found stale
+            index.own_last()  # (the render attached `previous`) checked when found stale
         except sqlite3.Error as e:
             raise CacheMismatch(
                 f"{out / CACHE_NAME} does not match {manifest.MANIFEST_NAME} ({e})"
