@@ -15,7 +15,7 @@ import pytest
 
 from wellknown_build import build as build_module
 from wellknown_build import config as config_module
-from wellknown_build.cache import CACHE_NAME, Index
+from wellknown_build.cache import CACHE_NAME, Index, stat_of
 from wellknown_build.commands.render import check, render
 from wellknown_build.errors import ConfigError, TreeError
 from wellknown_build.timing import parse_instant
@@ -543,3 +543,33 @@ def test_copied_rows_are_checked_against_rows_built_this_run(
         assert (index.clashes([(2, 2)]) if added else True) is clash
     index.discard()
     previous.close()
+
+
+def _stale_stat_rows(out: Path) -> list[str]:
+    """Output files whose stat data in the cache are not theirs now."""
+    with contextlib.closing(sqlite3.connect(out / CACHE_NAME)) as db:
+        rows = db.execute("SELECT path, size, mtime, ctime, ino FROM files").fetchall()
+    return [
+        path
+        for path, *stat in rows
+        if tuple(stat) != stat_of(str(out.joinpath(*path.split("/"))), follow=False)
+    ]
+
+
+def test_the_cache_has_the_stat_data_of_every_file_written(world: Path) -> None:
+    """Stat data are taken when a body is staged: true after the move for a file that moves
+    with its new folder; a file renamed on its own (a new ctime) is looked at again. Were
+    they wrong, the next render would read every file again."""
+    out = world.parent / "out"
+    _rerender(world)
+    assert _stale_stat_rows(out) == []
+    write(world.parent / "keys" / "c.pem", public_pem(KEY_MAKERS["p256"]()))  # replaced
+    item = "{id: n, issuer: 'https://n.example', keys: [{path: KEYS/a.pem}]}"
+    if (world.parent / "tenants").is_dir():
+        write(world.parent / "tenants" / "n.yaml", "- " + item.replace("KEYS", "../keys") + "\n")
+    else:
+        world.write_text(world.read_text() + "  - " + item.replace("KEYS", "keys") + "\n")
+    changed, _ = _rerender(world)
+    assert "n.example/.well-known/jwks.json" in changed  # a new folder, moved whole
+    assert "c.example/.well-known/jwks.json" in changed  # replaced in its folder
+    assert _stale_stat_rows(out) == []

@@ -400,7 +400,7 @@ def _templates_digest(user_dir: Path | None) -> str:
 class Sink(Protocol):
     """Where new documents go: compared with (and staged for) the tree, or kept in memory.
     Returns 0 if the tree has the same bytes already, 1 if the file is new, 2 if replaced;
-    and the file's stat data when it is unchanged."""
+    and the file's stat data when it is unchanged or staged."""
 
     def document(self, document: Document) -> tuple[int, Stat | None]: ...
 

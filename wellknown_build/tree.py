@@ -305,7 +305,7 @@ class Stage:
             staged = os.path.join(self.root, *document.path.split("/"))
             try:
                 self._make(os.path.dirname(staged))
-                _write_new(staged, document.body)
+                seen = _write_new(staged, document.body)
             except (IsADirectoryError, NotADirectoryError, FileExistsError):
                 # Only this run's documents are staged: another one stands where this one
                 # needs a folder, or the other way round. The render reports that clash
@@ -316,6 +316,8 @@ class Stage:
                     f"staging {document.path} in {self.out} failed ({e.strerror}); "
                     "nothing was changed"
                 ) from None
+            else:
+                return (1 if current is None else 2), seen
         return (1 if current is None else 2), None
 
     def _make(self, folder: str) -> None:
@@ -349,15 +351,19 @@ class Stage:
             _remove_staging(self.out)
 
 
-def _write_new(path: str, body: bytes) -> None:
-    """A new file with `body` (os calls: open() builds a buffered writer around them)."""
+def _write_new(path: str, body: bytes) -> Stat:
+    """A new file with `body` (os calls: open() builds a buffered writer around them), and
+    its stat data: still true after the move into the tree if the file moves with its
+    folder; a file renamed on its own gets a new ctime, and is looked at again (_move)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
     try:
         view = memoryview(body)
         while view:
             view = view[os.write(fd, view) :]
+        info = os.fstat(fd)
     finally:
         os.close(fd)
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 def _remove_staging(out: Path) -> None:
@@ -558,17 +564,20 @@ def _write_journal(out: Path, paths: Iterable[Iterable[str]], temporaries: list[
         raise TreeError(f"writing {final} failed ({e.strerror}); nothing was changed") from None
 
 
-def _move(staged: str, target: str) -> None:
+def _move(staged: str, target: str, renamed: list[str], relative: str = "") -> None:
     """Move the staged tree into place: a folder the tree lacks moves whole (one rename for
-    a new host), a file replaces its old version in one rename."""
+    a new host), a file replaces its old version in one rename (its path into `renamed`:
+    the stat data taken when it was staged no longer hold)."""
     with os.scandir(staged) as entries:
         names = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
     for name, is_dir in names:
         source, destination = os.path.join(staged, name), os.path.join(target, name)
         if is_dir and os.path.isdir(destination) and not _is_link(destination):
-            _move(source, destination)
+            _move(source, destination, renamed, f"{relative}{name}/")
         else:
             os.replace(source, destination)
+            if not is_dir:
+                renamed.append(f"{relative}{name}")
 
 
 def _prune_emptied(inside: _Paths, paths: list[str], out: Path) -> None:
@@ -611,8 +620,9 @@ def _apply(
             _prune(stale.parent, out)
         if journal is not None:
             _prune_emptied(inside, journal["paths"], out)
+        renamed: list[str] = []
         if changes.created or changes.updated:
-            _move(os.path.join(out, STAGING_NAME), str(out))
+            _move(os.path.join(out, STAGING_NAME), str(out), renamed)
     except OSError as e:
         raise TreeError(
             f"updating {out} failed ({e.strerror}: {e.filename}); render again to finish"
@@ -620,8 +630,7 @@ def _apply(
     try:
         index.set_stats(
             (relative, stat_of(os.path.join(out, *relative.split("/")), follow=False))
-            for group in (changes.created, changes.updated)
-            for relative in group
+            for relative in renamed
         )
     except sqlite3.Error as e:  # the cache being made (a full disk): the journal stays
         raise TreeError(f"updating {out} failed ({e}); render again to finish") from None
