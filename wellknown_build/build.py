@@ -22,7 +22,7 @@ from . import jsondoc, manifest, progress, relying_parties, tree
 from .cache import VERSION as CACHE_VERSION
 from .cache import Index, KeptInstance, Stat, stat_of
 from .config import Batch, Reader
-from .documents import KIND_DISCOVERY, KIND_JWKS, Document, instance_documents
+from .documents import KIND_DISCOVERY, Document, instance_documents
 from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
 from .files import KEY_LIMIT, read_regular
 from .keys import (
@@ -160,7 +160,7 @@ class KeyFiles:
             made = public_jwk(loaded.public_key, alg=spec.alg, kid_method=spec.kid_method)
             jwk = (loaded, made)
         _remember(self._jwks, memo_key, jwk)
-        return jwk[1] if spec.kid is None else dataclasses.replace(jwk[1], kid=spec.kid)
+        return jwk[1] if spec.kid is None else jwk[1].with_kid(spec.kid)
 
 
 def _remember(memo: dict[Any, Any], key: object, value: object) -> None:
@@ -341,14 +341,11 @@ def _documents(
     if len(problems) > before:
         return []
     try:
-        documents = instance_documents(instance, outcome.published, renderer)
+        # the rotation: what publish records in the bucket's state index
+        documents = instance_documents(instance, outcome.published, renderer, outcome.rotation)
     except TemplateError as e:
         problems.append(Problem(f"{instance.where}.template", str(e), instance.id))
         return []
-    documents = [  # what publish records in the bucket's state index
-        dataclasses.replace(d, rotation=outcome.rotation) if d.kind == KIND_JWKS else d
-        for d in documents
-    ]
     discovery: dict[str, object] = {}
     if relying_parties.READ_DOCUMENT.intersection(instance.relying_parties):
         discovery = json.loads(next(d.body for d in documents if d.kind == KIND_DISCOVERY))

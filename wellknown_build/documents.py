@@ -29,7 +29,12 @@ class Document:
     rotation: Rotation | None = None  # a JWKS's: its keys' statuses, for publish's state index
 
 
-def jwks_document(instance: Instance, jwks: list[JWK], keys: list[dict[str, Any]]) -> Document:
+def jwks_document(
+    instance: Instance,
+    jwks: list[JWK],
+    keys: list[dict[str, Any]],
+    rotation: Rotation | None = None,
+) -> Document:
     """`keys` are the JWKs as published (`jwk.as_dict()`), made once per instance."""
     return Document(
         path=urls.tree_path(instance.jwks_uri),
@@ -39,6 +44,7 @@ def jwks_document(instance: Instance, jwks: list[JWK], keys: list[dict[str, Any]
         instance=instance.id,
         kind=KIND_JWKS,
         kids=tuple(jwk.kid for jwk in jwks),
+        rotation=rotation,
     )
 
 
@@ -123,12 +129,14 @@ def metadata_document(
     )
 
 
-def instance_documents(instance: Instance, jwks: list[JWK], renderer: Renderer) -> list[Document]:
+def instance_documents(
+    instance: Instance, jwks: list[JWK], renderer: Renderer, rotation: Rotation | None = None
+) -> list[Document]:
     """The JWKS first: it is what the metadata documents point at."""
     keys = [jwk.as_dict() for jwk in jwks]
     context = template_context(instance, jwks, keys)
     documents = [
-        jwks_document(instance, jwks, keys),
+        jwks_document(instance, jwks, keys, rotation),
         metadata_document(
             instance,
             context,

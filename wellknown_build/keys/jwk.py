@@ -38,6 +38,20 @@ class JWK:
     x5t_s256: str | None = None
     spki_kid: str = ""  # the Kubernetes kid, filled in when a relying party needs it
 
+    def with_kid(self, kid: str) -> JWK:
+        """The same key under another kid (dataclasses.replace, at less than half the cost:
+        it is called for every key of every instance that names its kid)."""
+        return JWK(
+            self.kty,
+            kid,
+            self.alg,
+            self.members,
+            self.thumbprint,
+            self.certificates,
+            self.x5t_s256,
+            self.spki_kid,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
             "use": "sig",
