@@ -90,10 +90,10 @@ _KEPT = (
     "SELECT seq, id, path, size, mtime, ctime, ino FROM instances JOIN files USING (seq) "
     "WHERE seq BETWEEN ? AND ? ORDER BY seq, files.rowid"
 )
-# `where` is a fixed condition, its values bound: ids IN (?,...)
+# `{}`: one placeholder per id (_marks); the ids themselves are bound
 _INSTANCES = (
     "SELECT seq, id, fingerprint, kids, path, line, size, mtime, ctime, ino FROM instances "
-    "JOIN files USING (seq) WHERE {} ORDER BY seq, files.rowid"
+    "JOIN files USING (seq) WHERE id IN {} ORDER BY seq, files.rowid"
 )
 
 
@@ -205,9 +205,7 @@ class Index:
         found = {}
         for start in range(0, len(idents), IN_LIST):
             part = tuple(idents[start : start + IN_LIST])
-            for seq, ident, fingerprint, kids, files in self._instances(
-                f"id IN {_marks(part)}", part
-            ):
+            for seq, ident, fingerprint, kids, files in self._instances(part):
                 found[ident] = (seq, fingerprint, kids, files)
         return found
 
@@ -234,12 +232,12 @@ class Index:
             found[-1][2].append((path, _stat(tuple(stat))))
         return found
 
-    def _instances(self, where: str, args: tuple[object, ...]) -> list[CachedInstance]:
+    def _instances(self, idents: tuple[str, ...]) -> list[CachedInstance]:
         """(seq, id, fingerprint, kids, files: path, manifest line, stat data) of the
-        instances `where` picks, in order; an instance without files, or a value of the wrong
+        instances `idents`, in order; an instance without files, or a value of the wrong
         type, is left out."""
         found: list[CachedInstance] = []
-        for row in self._all(_INSTANCES.format(where), args):
+        for row in self._all(_INSTANCES.format(_marks(idents)), idents):
             seq, ident, fingerprint, kids, path, line = row[:6]
             if not (
                 type(seq) is int
