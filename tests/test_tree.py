@@ -275,3 +275,19 @@ def test_folders_found_missing_are_only_those_below_a_real_folder(tmp_path: Path
         f"{out}/a/x/y",
         f"{out}/a/x/z",
     }
+
+
+def test_a_document_not_staged_is_never_committed_unreported(tmp_path: Path) -> None:
+    """Two documents of one render where one needs the other's path as a folder: staging
+    the second fails, which the render reports as a clash between instances. Were that
+    report missing, the commit refuses instead of publishing a tree without the file."""
+    from wellknown_build.documents import Document
+
+    (tmp_path / "out").mkdir()
+    stage = tree.Stage(tmp_path / "out", write=True)
+    for path in ("h.example/x", "h.example/x/.well-known/jwks.json"):
+        stage.document(Document(path, b"{}\n", "application/json", "no-store", "a", "jwks"))
+    assert stage.unstaged == ["h.example/x/.well-known/jwks.json"]
+    with pytest.raises(TreeError, match=r"staging h.example/x/.well-known/jwks.json .* in its way"):
+        stage.assert_staged()
+    stage.discard()

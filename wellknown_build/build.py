@@ -774,6 +774,8 @@ class Pipeline:
         """Record the pending instances' rows: all at once when nothing clashes (the usual
         case), else one at a time, in order, to say which instance clashes with which."""
         pending, self._pending = self._pending, []
+        if not pending:
+            return
         folders: list[tuple[str, int]] = []
         remembered = dict(self._folders)
         for rows in pending:
@@ -782,8 +784,6 @@ class Pipeline:
                     if folder not in self._folders:
                         folders.append((folder, rows.seq))
                         _remember(self._folders, folder, None)
-        if not pending:
-            return
         if self._fresh and self._fresh[-1][1] == pending[0].seq - 1:
             self._fresh[-1] = (self._fresh[-1][0], pending[-1].seq)
         else:

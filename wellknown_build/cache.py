@@ -75,6 +75,10 @@ def stat_of(path: str, *, follow: bool = True) -> Stat | None:
         info = os.stat(path, follow_symlinks=follow)
     except (OSError, ValueError):  # ValueError: a NUL byte in the name
         return None
+    return stat_data(info)
+
+
+def stat_data(info: os.stat_result) -> Stat:
     return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 

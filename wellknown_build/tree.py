@@ -32,7 +32,7 @@ from pathlib import Path
 import filelock
 
 from . import jsondoc, manifest
-from .cache import CACHE_NAME, Index, Stat, stat_of
+from .cache import CACHE_NAME, Index, Stat, stat_data, stat_of
 from .documents import Document
 from .errors import TreeError
 from .files import DOCUMENT_LIMIT, InputFileError, read_regular
@@ -283,6 +283,9 @@ class Stage:
         self.paths = _Paths(out)
         self.root = os.path.join(str(out), STAGING_NAME)
         self._made: set[str] = set()  # folders made or found to be folders (bounded)
+        # Documents not staged because another one of this run stands in the way: the
+        # render must report that clash; were it not to, commit refuses (assert_staged).
+        self.unstaged: list[str] = []
         if write:
             _remove_staging(out)
             if os.path.lexists(self.root):  # what is in it would be moved into the tree
@@ -310,7 +313,7 @@ class Stage:
                 # Only this run's documents are staged: another one stands where this one
                 # needs a folder, or the other way round. The render reports that clash
                 # with both instances' names, and stops before anything is moved.
-                pass
+                self.unstaged.append(document.path)
             except OSError as e:
                 raise TreeError(
                     f"staging {document.path} in {self.out} failed ({e.strerror}); "
@@ -346,6 +349,14 @@ class Stage:
             self._made.add(folder)
             folder = os.path.dirname(folder)
 
+    def assert_staged(self) -> None:
+        """Before the commit: every document that needs writing is in the staging folder."""
+        if self.unstaged:
+            raise TreeError(
+                f"staging {self.unstaged[0]} in {self.out} failed (another document of this "
+                "render is in its way); nothing was changed"
+            )
+
     def discard(self) -> None:
         if self.write:
             _remove_staging(self.out)
@@ -363,7 +374,7 @@ def _write_new(path: str, body: bytes) -> Stat:
         info = os.fstat(fd)
     finally:
         os.close(fd)
-    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+    return stat_data(info)
 
 
 def _remove_staging(out: Path) -> None:

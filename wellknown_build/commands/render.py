@@ -109,6 +109,7 @@ def _attempt(
         if strict and outcome.warnings:
             raise StrictError(str(config), outcome.warnings)
         if write:
+            stage.assert_staged()
             changes = tree.commit(out, index, outcome.previous, outcome.dirty)
         else:
             changes = tree.check(out, index, outcome.previous, outcome.dirty)
