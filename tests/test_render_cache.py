@@ -453,6 +453,40 @@ def test_rows_gone_from_the_cache_before_they_are_copied_cost_only_time(
     assert _rows(out) == _rows(tmp_path / "fresh")
 
 
+def test_a_last_cache_unreadable_when_stale_files_are_sought_costs_only_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stale files are read from the last cache itself (attached), after everything else
+    was checked: an error there starts the render again without the cache, and the files
+    it would have named stale are still removed (found in the manifest then)."""
+    config = _tenants(tmp_path, START)
+    out = tmp_path / "out"
+    render(config, out)
+    _tenants(tmp_path, {**START, "4.yaml": ["f", "g2"]})
+    real, calls = Index.stale, []
+
+    def failing(self: Index) -> object:
+        calls.append(self._own_last)
+        if self._own_last:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        return real(self)
+
+    monkeypatch.setattr(Index, "stale", failing)
+    changes = render(config, out).changes
+    assert calls == [True, False]  # with the cache, then without it
+    assert changes.created == (
+        "g2.example/.well-known/jwks.json",
+        "g2.example/.well-known/openid-configuration",
+    )
+    assert changes.removed == (
+        "g.example/.well-known/jwks.json",
+        "g.example/.well-known/openid-configuration",
+    )
+    monkeypatch.undo()
+    render(config, tmp_path / "fresh")
+    assert _rows(out) == _rows(tmp_path / "fresh")
+
+
 AT_FOLDER = "https://a.example/.well-known"  # where a.example/.well-known/jwks.json is kept
 BELOW_FILE = "https://a.example/.well-known/jwks.json/x"
 

@@ -126,10 +126,11 @@ class Index:
         # were not copied (the last cache stays), but they count as this run's.
         self.mirrored = 0
         self.uri: str | None = None  # the last render's, read-only: what attach() opens
+        self._own_last = False  # stale() reads the last cache's files as owned
 
     def attach(self, last: Index) -> None:
         """The last render's cache, read-only, as `last` in this one's statements: rows are
-        copied from it without a trip through Python (copy_rows, own_last)."""
+        copied from it without a trip through Python (copy_rows; stale() reads its files)."""
         assert last.uri is not None
         self.db.execute("COMMIT")  # (no ATTACH inside a transaction)
         try:
@@ -297,11 +298,23 @@ class Index:
         )
 
     def stale(self) -> Iterator[str]:
-        """Paths the last render owned that this one does not write, in their order."""
+        """Paths the last render owned that this one does not write, in their order: the
+        last cache's files (own_last), then the rest of `owned`."""
+        if self._own_last:
+            yield from (
+                p
+                for (p,) in self._iter(
+                    "SELECT path FROM last.files AS l WHERE typeof(path) = 'text' "
+                    "AND NOT EXISTS (SELECT 1 FROM main.files AS f WHERE f.path = l.path) "
+                    "ORDER BY seq, rowid"
+                )
+            )
+        also = " AND path NOT IN (SELECT path FROM last.files)" if self._own_last else ""
         yield from (
             p
             for (p,) in self._iter(
-                "SELECT path FROM owned WHERE path NOT IN (SELECT path FROM files) ORDER BY rowid"
+                "SELECT path FROM owned WHERE path NOT IN (SELECT path FROM main.files)"  # noqa: S608
+                f"{also} ORDER BY rowid"
             )
         )
 
@@ -450,11 +463,11 @@ class Index:
         self.db.executemany("INSERT OR IGNORE INTO owned VALUES (?)", ((p,) for p in paths))
 
     def own_last(self) -> None:
-        """Every output file of the last render (attach()), in its order."""
-        self.db.execute(
-            "INSERT OR IGNORE INTO owned SELECT path FROM last.files "
-            "WHERE typeof(path) = 'text' ORDER BY seq, rowid"
-        )
+        """Every output file of the last render (attach()) counts as owned, in its order,
+        before what add_owned() adds: stale() reads them from there (copying them into
+        `owned` was a tenth of a re-render with one tenant changed)."""
+        self.db.execute("SELECT 1 FROM last.files LIMIT 1")  # attached, or sqlite3.Error
+        self._own_last = True
 
     def set_stats(self, stats: Iterable[tuple[str, Stat | None]]) -> None:
         """Stat data of files as they are now, by path (one statement for all of them)."""

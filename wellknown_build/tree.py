@@ -451,7 +451,11 @@ def _owned(
 
 def _stale(out: Path, index: Index) -> list[str]:
     paths = _Paths(out)
-    return [p for p in index.stale() if manifest.is_document_path(p) and os.path.isfile(paths(p))]
+    try:
+        found = list(index.stale())  # (reads the last cache: see Index.own_last)
+    except sqlite3.Error as e:
+        raise CacheMismatch(f"{out / CACHE_NAME} cannot be read ({e})") from None
+    return [p for p in found if manifest.is_document_path(p) and os.path.isfile(paths(p))]
 
 
 def _new_manifest(index: Index, old: bytes | None, scratch: str | None) -> tuple[bool, str | None]:
