@@ -579,6 +579,65 @@ def test_copied_rows_are_checked_against_rows_built_this_run(
     previous.close()
 
 
+def _attached(tmp_path: Path, rows: list[tuple[object, str]]) -> tuple[Index, Index]:
+    """A last render's cache with these (seq, path) rows, and a new index attached to it."""
+    last = _index_with([], tmp_path / "last.db")
+    for seq, path in rows:
+        if type(seq) is int:  # (a file row's seq may be anything in a damaged cache)
+            last.db.execute("INSERT INTO instances VALUES (?, ?, 'f', '[]')", (seq, f"i{seq}"))
+        last.db.execute("INSERT INTO files VALUES (?, ?, '{}', 0, 0, 0, 0, 0)", (path, seq))
+    last.db.execute("COMMIT")
+    last.db.close()
+    previous = Index(sqlite3.connect(tmp_path / "last.db"))
+    previous.uri = (tmp_path / "last.db").as_uri() + "?mode=ro"
+    index = Index.new(str(tmp_path / "new.db"))
+    index.attach(previous)
+    return previous, index
+
+
+@pytest.mark.parametrize(
+    ("copies", "fresh"),
+    [
+        ([], []),
+        ([], [(1, "p1")]),
+        ([(1, 9)], []),  # the whole render copied: nothing stale
+        ([(1, 3)], [(4, "p5"), (5, "p4")]),
+        ([(4, 5)], [(1, "p9"), (2, "p1")]),
+        ([(2, 3), (7, 9)], [(1, "p6")]),
+        ([(7, 9), (2, 3)], []),  # copied out of order (included files renamed)
+        ([(1, 5), (6, 9)], []),  # next to each other: the 5.5 between them is stale
+        ([(3, 3)], [(1, "p2"), (2, "p1")]),  # files swapped between instances
+    ],
+)
+def test_stale_files_are_those_no_row_of_this_run_writes(
+    tmp_path: Path, copies: list[tuple[int, int]], fresh: list[tuple[int, str]]
+) -> None:
+    """stale() looks only between the ranges copy_rows() copied, yet finds what a look at
+    every row of the last cache finds, in the same order: odd seqs (a real, text) too."""
+    rows: list[tuple[object, str]] = [(n, f"p{n}") for n in range(1, 10)]
+    rows += [(5.5, "p5.5"), ("x", "px"), (-1, "pminus")]
+    previous, index = _attached(tmp_path, rows)
+    offset = 100
+    for first, last in copies:
+        assert index.copy_rows(first, last, offset)
+        offset += 100
+    for seq, path in fresh:
+        index.add_instance(seq, f"new{seq}", "f", "[]")
+        assert index.add_file(path, seq, "{}", None) is None
+    index.own_last()
+    naive = [
+        p
+        for (p,) in index.db.execute(
+            "SELECT path FROM last.files WHERE path NOT IN (SELECT path FROM main.files) "
+            "ORDER BY seq, rowid"
+        )
+    ]
+    assert list(index.stale()) == naive
+    assert "p5.5" in naive or any(f <= 5 and l >= 6 for f, l in copies)
+    index.discard()
+    previous.close()
+
+
 def _stale_stat_rows(out: Path) -> list[str]:
     """Output files whose stat data in the cache are not theirs now."""
     with contextlib.closing(sqlite3.connect(out / CACHE_NAME)) as db:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import itertools
 import json
 import os
 import sqlite3
@@ -116,6 +117,24 @@ def _stat(row: tuple[object, ...]) -> Stat | None:
     return None
 
 
+def _gaps(ranges: list[tuple[int, int]]) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """WHERE clauses on `seq` for everything outside the ranges, in ascending order (text,
+    which SQLite sorts after every number, falls in the last)."""
+    merged: list[list[int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1]:  # (not next to it: a seq of 5.5 is neither)
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    if not merged:
+        yield "1", ()
+        return
+    yield "seq < ?", (merged[0][0],)
+    for (_, end), (start, _) in itertools.pairwise(merged):
+        yield "seq > ? AND seq < ?", (end, start)
+    yield "seq > ?", (merged[-1][1],)
+
+
 class Index:
     """One render's database: the previous render's (read-only) or the one being made."""
 
@@ -127,6 +146,7 @@ class Index:
         self.mirrored = 0
         self.uri: str | None = None  # the last render's, read-only: what attach() opens
         self._own_last = False  # stale() reads the last cache's files as owned
+        self._copied_last: list[tuple[int, int]] = []  # seq ranges copy_rows() copied
 
     def attach(self, last: Index) -> None:
         """The last render's cache, read-only, as `last` in this one's statements: rows are
@@ -299,16 +319,17 @@ class Index:
 
     def stale(self) -> Iterator[str]:
         """Paths the last render owned that this one does not write, in their order: the
-        last cache's files (own_last), then the rest of `owned`."""
+        last cache's files (own_last), then the rest of `owned`. Files of instances that
+        copy_rows() copied are written again under the same path: only the last cache's
+        rows between those seq ranges are looked at (by the seq index)."""
         if self._own_last:
-            yield from (
-                p
-                for (p,) in self._iter(
-                    "SELECT path FROM last.files AS l WHERE typeof(path) = 'text' "
-                    "AND NOT EXISTS (SELECT 1 FROM main.files AS f WHERE f.path = l.path) "
-                    "ORDER BY seq, rowid"
-                )
+            anti = (
+                "SELECT path FROM last.files AS l WHERE {} AND typeof(path) = 'text' "
+                "AND NOT EXISTS (SELECT 1 FROM main.files AS f WHERE f.path = l.path) "
+                "ORDER BY seq, rowid"
             )
+            for where, args in _gaps(self._copied_last):
+                yield from (p for (p,) in self._iter(anti.format(where), args))
         also = " AND path NOT IN (SELECT path FROM last.files)" if self._own_last else ""
         yield from (
             p
@@ -413,6 +434,7 @@ class Index:
                 (offset, first, last),
             )
             if copied == last - first + 1:
+                self._copied_last.append((first, last))
                 return True
         except sqlite3.Error:
             pass
