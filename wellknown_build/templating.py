@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,62 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# The bundled discovery template, by the SHA-256 of its text (newlines as Jinja reads them).
+# For it, json_object() makes the document without Jinja and the JSON round trip, a tenth of
+# a full render, when every value is plain JSON: then json.loads(tojson(value)) equals value,
+# and the result is what rendering gives (tests/test_templating.py holds the two equal, on
+# any context). Any doubt, and the template is rendered.
+DEFAULT_DISCOVERY = "openid-configuration/default.json.j2"
+_DEFAULT_DISCOVERY_SHA256 = "637eed20a3ca332c86c58c845e5e7e3db79f67907529686c309b62a4a9ff762f"
+_PLAIN_DEPTH = 32  # deeper goes through Jinja (json's C code has a recursion limit)
+
+
+def _default_discovery(context: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What DEFAULT_DISCOVERY renders to, or None if a value is not plain JSON."""
+    discovery = context.get("discovery")
+    if type(discovery) is not dict or not {"issuer", "jwks_uri", "algs"} <= context.keys():
+        return None
+    document = {
+        "issuer": context["issuer"],
+        "jwks_uri": context["jwks_uri"],
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": context["algs"],
+    }
+    copy = _plain({**document, **discovery}, _PLAIN_DEPTH)
+    return None if copy is _NOT_PLAIN else copy
+
+
+_NOT_PLAIN = object()
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """A copy of `value` (new lists and objects, as json.loads makes them) if it is JSON that
+    tojson and json.loads give back unchanged and that jsondoc.problems passes; else
+    _NOT_PLAIN. Stricter than needed: a string that is not printable goes through Jinja."""
+    kind = type(value)
+    if kind is str:
+        return value if value.isprintable() else _NOT_PLAIN
+    if kind is bool or value is None:
+        return value
+    if kind is int:
+        return value if abs(value) <= jsondoc.MAX_SAFE_INTEGER else _NOT_PLAIN
+    if kind is float:
+        return value if math.isfinite(value) else _NOT_PLAIN
+    if depth == 0 or (kind is not list and kind is not dict):
+        return _NOT_PLAIN
+    if kind is list:
+        items = [_plain(item, depth - 1) for item in value]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
+    members = {}
+    for key, member in value.items():
+        copy = _plain(member, depth - 1)
+        if type(key) is not str or copy is _NOT_PLAIN:
+            return _NOT_PLAIN
+        members[key] = copy
+    return members
+
+
 class Renderer:
     """Templates are trusted code (they run unsandboxed); their files are found only if they
     are regular files (jinja2's loader checks os.path.isfile), so a FIFO is "not found"."""
@@ -47,6 +105,7 @@ class Renderer:
         self.env.filters["tojson"] = _tojson
         self.env.filters["merge"] = _merge
         self._cache: dict[str, jinja2.Template] = {}
+        self._bundled: bool | None = None  # DEFAULT_DISCOVERY is the bundled text
 
     def _template(self, name: str) -> jinja2.Template:
         if name not in self._cache:
@@ -60,8 +119,26 @@ class Renderer:
                 raise TemplateError(f"template {name} cannot be read: {e}") from None
         return self._cache[name]
 
+    def _bundled_discovery(self) -> bool:
+        """Whether DEFAULT_DISCOVERY is found among our templates (not a user's) and is the
+        text the shortcut stands for."""
+        if self._bundled is None:
+            assert self.env.loader is not None
+            source, filename, _ = self.env.loader.get_source(self.env, DEFAULT_DISCOVERY)
+            text = source.replace("\r\n", "\n").encode("utf-8", "surrogatepass")
+            self._bundled = (
+                filename is not None
+                and Path(filename) == builtin_templates() / DEFAULT_DISCOVERY
+                and hashlib.sha256(text).hexdigest() == _DEFAULT_DISCOVERY_SHA256
+            )
+        return self._bundled
+
     def json_object(self, name: str, context: Mapping[str, Any]) -> dict[str, Any]:
         template = self._template(name)
+        if name == DEFAULT_DISCOVERY and self._bundled_discovery():
+            document = _default_discovery(context)
+            if document is not None:
+                return document
         try:
             text = template.render(context)
         except jinja2.UndefinedError as e:
