@@ -633,7 +633,7 @@ def test_stale_files_are_those_no_row_of_this_run_writes(
         )
     ]
     assert list(index.stale()) == naive
-    assert "p5.5" in naive or any(f <= 5 and l >= 6 for f, l in copies)
+    assert "p5.5" in naive or any(start <= 5 and end >= 6 for start, end in copies)
     index.discard()
     previous.close()
 

@@ -257,6 +257,22 @@ def test_tree_path_edges(path: str) -> None:
     assert manifest.is_tree_path(path) == _segment_rule(path)
 
 
+@settings(max_examples=2000)
+@given(
+    st.sampled_from(["out", "/srv/out", "/", "out/", "C:\\", "a\\b", ""]),
+    st.text(alphabet=st.sampled_from(["/", ".", "\\", ":", "a", "é", " ", "C"]), max_size=12),
+)
+def test_local_path_is_os_path_join_for_every_tree_path(folder: str, path: str) -> None:
+    """manifest.local_path builds the path by string: for a tree path, what os.path.join
+    of its parts gives (on this system's separators); for any other, still below `folder`."""
+    local = manifest.local_path(folder, path)
+    # (on Windows, os.path.join reads a part like "c:443" as a drive: local_path does not)
+    if manifest.is_tree_path(path) and (os.name != "nt" or ":" not in path):
+        assert local == os.path.join(folder, *path.split("/"))
+    prefix = folder if not folder or folder.endswith(("/", os.sep)) else folder + os.sep
+    assert local.startswith(prefix)
+
+
 def test_folders_found_missing_are_only_those_below_a_real_folder(tmp_path: Path) -> None:
     """Render reads nothing below a folder it found missing; a path below a file is not
     'missing' (Windows reports it as not found, POSIX as not a directory)."""

@@ -713,7 +713,7 @@ class Pipeline:
         out = str(self.out)
         for *_, paths in found:
             for path, stat in paths:
-                where = os.path.join(out, *path.split("/"))
+                where = manifest.local_path(out, path)
                 if stat is None or stat != stat_of(where, follow=False):
                     return None
         self._kept_file = (name, found, (digest, keys, ids, key_count))
@@ -829,7 +829,7 @@ class Pipeline:
                 or entry.path != path
                 or entry.instance != instance.id
                 or stat is None
-                or stat != stat_of(os.path.join(self.out, *path.split("/")), follow=False)
+                or stat != stat_of(manifest.local_path(str(self.out), path), follow=False)
             ):
                 return None
             entries.append((entry, line, stat))

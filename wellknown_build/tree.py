@@ -168,7 +168,7 @@ class Reader:
         """The real path of `relative`, or None if it would lead out of the tree."""
         if not manifest.is_tree_path(relative):
             return None
-        real = os.path.realpath(os.path.join(self._root, *relative.split("/")))
+        real = os.path.realpath(manifest.local_path(self._root, relative))
         return real if real.startswith(self._root) else None
 
     def read(self, relative: str) -> bytes:
@@ -305,7 +305,7 @@ class Stage:
         if self.write:
             if current is None and not new:
                 self._need_folders(os.path.dirname(target), document.path)
-            staged = os.path.join(self.root, *document.path.split("/"))
+            staged = manifest.local_path(self.root, document.path)
             try:
                 self._make(os.path.dirname(staged))
                 seen = _write_new(staged, document.body)
@@ -644,7 +644,7 @@ def _apply(
         ) from None
     try:
         index.set_stats(
-            (relative, stat_of(os.path.join(out, *relative.split("/")), follow=False))
+            (relative, stat_of(manifest.local_path(str(out), relative), follow=False))
             for relative in renamed
         )
     except sqlite3.Error as e:  # the cache being made (a full disk): the journal stays

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -113,7 +112,7 @@ class _Tree:
         seen = tree.previous_index(out)
         for entry in self.entries:
             path = self._source.get(entry.path, entry.path)
-            stat = stat_of(os.path.join(out, *path.split("/")), follow=False)
+            stat = stat_of(manifest.local_path(str(out), path), follow=False)
             if stat is None or seen is None or seen.file_stat(path) != stat:
                 self._bodies[entry.path] = self._checked(entry)
         if seen is not None:
