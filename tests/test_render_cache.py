@@ -540,6 +540,22 @@ def _index_with(rows: list[tuple[int, str]], path: Path | None = None) -> Index:
     return index
 
 
+def _attached(tmp_path: Path, rows: list[tuple[object, str]]) -> tuple[Index, Index]:
+    """A last render's cache with these (seq, path) rows, and a new index attached to it."""
+    last = _index_with([], tmp_path / "last.db")
+    for seq, path in rows:
+        if type(seq) is int:  # (a file row's seq may be anything in a damaged cache)
+            last.db.execute("INSERT INTO instances VALUES (?, ?, 'f', '[]')", (seq, f"i{seq}"))
+        last.db.execute("INSERT INTO files VALUES (?, ?, '{}', 0, 0, 0, 0, 0)", (path, seq))
+    last.db.execute("COMMIT")
+    last.db.close()
+    previous = Index(sqlite3.connect(tmp_path / "last.db"))
+    previous.uri = (tmp_path / "last.db").as_uri() + "?mode=ro"
+    index = Index.new(str(tmp_path / "new.db"))
+    index.attach(previous)
+    return previous, index
+
+
 @pytest.mark.parametrize(
     ("fresh", "kept", "clash"),
     [
@@ -557,13 +573,7 @@ def test_copied_rows_are_checked_against_rows_built_this_run(
     """Rows copied from the last render are not checked as they are copied (they clashed
     with none of each other then); clashes() finds one of them against a row built this
     run, whichever came first."""
-    last = _index_with([(1, kept)], tmp_path / "last.db")
-    last.db.execute("COMMIT")
-    last.db.close()
-    previous = Index(sqlite3.connect(tmp_path / "last.db"))
-    previous.uri = (tmp_path / "last.db").as_uri() + "?mode=ro"
-    index = Index.new(str(tmp_path / "new.db"))
-    index.attach(previous)
+    previous, index = _attached(tmp_path, [(1, kept)])
     folders = [("/".join(fresh.split("/")[:d]), 1) for d in range(1, fresh.count("/") + 1)]
     if order == "fresh-first":
         assert index.add_rows([(1, "new", "f", "[]")], [(fresh, 1, "{}", None, 1)], folders)
@@ -577,22 +587,6 @@ def test_copied_rows_are_checked_against_rows_built_this_run(
         assert (index.clashes([(2, 2)]) if added else True) is clash
     index.discard()
     previous.close()
-
-
-def _attached(tmp_path: Path, rows: list[tuple[object, str]]) -> tuple[Index, Index]:
-    """A last render's cache with these (seq, path) rows, and a new index attached to it."""
-    last = _index_with([], tmp_path / "last.db")
-    for seq, path in rows:
-        if type(seq) is int:  # (a file row's seq may be anything in a damaged cache)
-            last.db.execute("INSERT INTO instances VALUES (?, ?, 'f', '[]')", (seq, f"i{seq}"))
-        last.db.execute("INSERT INTO files VALUES (?, ?, '{}', 0, 0, 0, 0, 0)", (path, seq))
-    last.db.execute("COMMIT")
-    last.db.close()
-    previous = Index(sqlite3.connect(tmp_path / "last.db"))
-    previous.uri = (tmp_path / "last.db").as_uri() + "?mode=ro"
-    index = Index.new(str(tmp_path / "new.db"))
-    index.attach(previous)
-    return previous, index
 
 
 @pytest.mark.parametrize(
