@@ -118,8 +118,9 @@ def _stat(row: tuple[object, ...]) -> Stat | None:
 
 
 def _gaps(ranges: list[tuple[int, int]]) -> Iterator[tuple[str, tuple[int, ...]]]:
-    """WHERE clauses on `seq` for everything outside the ranges, in ascending order (text,
-    which SQLite sorts after every number, falls in the last)."""
+    """WHERE clauses on `seq` for everything outside the ranges, in ascending order (NULL,
+    which SQLite sorts first, falls in the first; text, sorted after every number, in the
+    last)."""
     merged: list[list[int]] = []
     for first, last in sorted(ranges):
         if merged and first <= merged[-1][1]:  # (not next to it: a seq of 5.5 is neither)
@@ -129,7 +130,7 @@ def _gaps(ranges: list[tuple[int, int]]) -> Iterator[tuple[str, tuple[int, ...]]
     if not merged:
         yield "1", ()
         return
-    yield "seq < ?", (merged[0][0],)
+    yield "(seq < ? OR seq IS NULL)", (merged[0][0],)  # (NULL: only in a damaged file)
     for (_, end), (start, _) in itertools.pairwise(merged):
         yield "seq > ? AND seq < ?", (end, start)
     yield "seq > ?", (merged[-1][1],)
