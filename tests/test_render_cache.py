@@ -601,6 +601,8 @@ def test_copied_rows_are_checked_against_rows_built_this_run(
         ([(7, 9), (2, 3)], []),  # copied out of order (included files renamed)
         ([(1, 5), (6, 9)], []),  # next to each other: the 5.5 between them is stale
         ([(3, 3)], [(1, "p2"), (2, "p1")]),  # files swapped between instances
+        ([(1, 0)], []),  # nothing mirrored when the first instance differs: an empty copy
+        ([(1, 0), (2, 3)], []),
     ],
 )
 def test_stale_files_are_those_no_row_of_this_run_writes(
@@ -609,7 +611,7 @@ def test_stale_files_are_those_no_row_of_this_run_writes(
     """stale() looks only between the ranges copy_rows() copied, yet finds what a look at
     every row of the last cache finds, in the same order: odd seqs (a real, text) too."""
     rows: list[tuple[object, str]] = [(n, f"p{n}") for n in range(1, 10)]
-    rows += [(5.5, "p5.5"), ("x", "px"), (-1, "pminus")]
+    rows += [(5.5, "p5.5"), (0.5, "p0.5"), ("x", "px"), (-1, "pminus")]
     previous, index = _attached(tmp_path, rows)
     offset = 100
     for first, last in copies:

@@ -435,7 +435,8 @@ class Index:
                 (offset, first, last),
             )
             if copied == last - first + 1:
-                self._copied_last.append((first, last))
+                if last >= first:  # (an empty range would overlap the gaps around it)
+                    self._copied_last.append((first, last))
                 return True
         except sqlite3.Error:
             pass

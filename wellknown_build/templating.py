@@ -46,6 +46,8 @@ _PLAIN_DEPTH = 32  # deeper goes through Jinja (json's C code has a recursion li
 
 def _default_discovery(context: Mapping[str, Any]) -> dict[str, Any] | None:
     """What DEFAULT_DISCOVERY renders to, or None if a value is not plain JSON."""
+    if type(context) is not dict or not all(type(name) is str for name in context):
+        return None  # (Jinja would refuse other names, or read a subclass otherwise)
     discovery = context.get("discovery")
     if type(discovery) is not dict or not {"issuer", "jwks_uri", "algs"} <= context.keys():
         return None
