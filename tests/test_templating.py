@@ -209,3 +209,21 @@ def test_a_users_default_template_is_rendered(tmp_path: Path) -> None:
 def test_a_user_folder_without_default_keeps_the_shortcut(tmp_path: Path) -> None:
     (tmp_path / "openid-configuration").mkdir()
     assert Renderer(tmp_path)._bundled_discovery()
+
+
+def test_a_template_gone_before_its_text_is_checked_is_rendered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The text is read again after the template was loaded: gone by then, the loaded
+    template is rendered (no shortcut, no traceback)."""
+    renderer = Renderer()
+    renderer._template(DEFAULT_DISCOVERY)
+
+    def gone(*args: object) -> object:
+        raise jinja2.TemplateNotFound(DEFAULT_DISCOVERY)
+
+    assert renderer.env.loader is not None
+    monkeypatch.setattr(renderer.env.loader, "get_source", gone)
+    context = {"issuer": "https://a.example", "jwks_uri": "j", "algs": [], "discovery": {}}
+    assert renderer.json_object(DEFAULT_DISCOVERY, context)["issuer"] == "https://a.example"
+    assert renderer._bundled is False

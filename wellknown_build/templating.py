@@ -42,6 +42,7 @@ def _refuse_constant(name: str) -> Any:
 DEFAULT_DISCOVERY = "openid-configuration/default.json.j2"
 _DEFAULT_DISCOVERY_SHA256 = "637eed20a3ca332c86c58c845e5e7e3db79f67907529686c309b62a4a9ff762f"
 _PLAIN_DEPTH = 32  # deeper goes through Jinja (json's C code has a recursion limit)
+_DEFAULT_DISCOVERY_NAMES = frozenset({"issuer", "jwks_uri", "algs"})  # besides `discovery`
 
 
 def _default_discovery(context: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -49,7 +50,7 @@ def _default_discovery(context: Mapping[str, Any]) -> dict[str, Any] | None:
     if type(context) is not dict or not all(type(name) is str for name in context):
         return None  # (Jinja would refuse other names, or read a subclass otherwise)
     discovery = context.get("discovery")
-    if type(discovery) is not dict or not {"issuer", "jwks_uri", "algs"} <= context.keys():
+    if type(discovery) is not dict or not context.keys() >= _DEFAULT_DISCOVERY_NAMES:
         return None
     document = {
         "issuer": context["issuer"],
@@ -126,7 +127,11 @@ class Renderer:
         text the shortcut stands for."""
         if self._bundled is None:
             assert self.env.loader is not None
-            source, filename, _ = self.env.loader.get_source(self.env, DEFAULT_DISCOVERY)
+            try:  # (read again after _template() found it: it may be gone or changed since)
+                source, filename, _ = self.env.loader.get_source(self.env, DEFAULT_DISCOVERY)
+            except (jinja2.TemplateNotFound, OSError, UnicodeDecodeError):
+                self._bundled = False
+                return False
             text = source.replace("\r\n", "\n").encode("utf-8", "surrogatepass")
             self._bundled = (
                 filename is not None

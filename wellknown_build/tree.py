@@ -89,7 +89,7 @@ class _Paths:
     def __call__(self, relative: str) -> str:
         if not manifest.is_tree_path(relative):
             raise TreeError(f"refusing the path {relative!r}: it would leave {self.out}")
-        target = f"{self.out}/{relative}"
+        target = manifest.local_path(self.out, relative)
         self._check_dirs(os.path.dirname(target))
         return target
 
