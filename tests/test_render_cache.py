@@ -556,6 +556,43 @@ def _attached(tmp_path: Path, rows: list[tuple[object, str]]) -> tuple[Index, In
     return previous, index
 
 
+def test_kept_instances_leave_out_rows_of_the_wrong_types(tmp_path: Path) -> None:
+    """kept_between() reads a last cache that may be damaged: an instance without a file
+    of the right types is left out, stat data of the wrong types reads as none, a file row
+    without its instance is not anyone's."""
+    previous, index = _attached(tmp_path, [])
+    index.discard()
+    previous.close()
+    with sqlite3.connect(tmp_path / "last.db") as db:
+        db.executemany(
+            "INSERT INTO instances VALUES (?, ?, 'f', '[]')",
+            [(1, "i1"), (2, "i2"), (3, "i3"), (4, "i4"), (5, b"i5"), (7, "i7")],
+        )
+        db.executemany(
+            "INSERT INTO files VALUES (?, ?, '{}', ?, ?, ?, ?, 0)",
+            [
+                ("p1a", 1, 10, 11, 12, 13),
+                ("p1b", 1, "x", 11, 12, 13),  # a size that is text
+                (b"p2", 2, 1, 1, 1, 1),  # a path that is not text: i2 has no file then
+                ("p4", 4, 1, None, 1, 1),
+                ("p4b", 4, 1, 1.5, 1, 1),
+                ("p5", 5, 1, 1, 1, 1),  # an id that is not text
+                ("p6", 6, 1, 1, 1, 1),  # no instance 6
+                ("p6.5", 6.5, 1, 1, 1, 1),
+                ("p7", 7, 1, 2, 3, 4),
+            ],
+        )
+    db.close()
+    found = Index(sqlite3.connect(tmp_path / "last.db"))
+    assert found.kept_between(1, 7) == [
+        (1, "i1", [("p1a", (10, 11, 12, 13)), ("p1b", None)]),
+        (4, "i4", [("p4", None), ("p4b", None)]),
+        (7, "i7", [("p7", (1, 2, 3, 4))]),
+    ]
+    assert found.kept_between(2, 6) == [(4, "i4", [("p4", None), ("p4b", None)])]
+    found.close()
+
+
 @pytest.mark.parametrize(
     ("fresh", "kept", "clash"),
     [

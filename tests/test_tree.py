@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 import os
 import re
 from pathlib import Path
@@ -271,6 +272,30 @@ def test_local_path_is_os_path_join_for_every_tree_path(folder: str, path: str) 
         assert local == os.path.join(folder, *path.split("/"))
     prefix = folder if not folder or folder.endswith(("/", os.sep)) else folder + os.sep
     assert local.startswith(prefix)
+
+
+def _manifest_a_line_at_a_time(lines: list[str]) -> bytes:
+    """The manifest as it was written before lines came in batches (the format's text)."""
+    head = '{\n  "generator": "wellknown-build",\n  "format": %d,\n  "files": [\n'
+    body = ",\n".join("    " + line for line in lines)
+    return (head % manifest.FORMAT + body + "\n  ]\n}\n").encode("utf-8")
+
+
+@settings(max_examples=1000)
+@given(
+    st.lists(st.text(st.characters(exclude_categories=("Cs",)), max_size=8), max_size=12),
+    st.lists(st.integers(0, 12), max_size=6),
+)
+def test_the_manifest_is_the_same_bytes_however_its_lines_are_batched(
+    lines: list[str], cuts: list[int]
+) -> None:
+    """Lines come from the render cache in batches; the bytes do not depend on where the
+    batches fall (empty batches included), and are one line per file as ever."""
+    edges = sorted({0, len(lines), *(min(c, len(lines)) for c in cuts)})
+    batches = [lines[a:b] for a, b in itertools.pairwise(edges)] + [[]] * (len(cuts) % 3)
+    made = b"".join(manifest.chunks(batches))
+    assert made == _manifest_a_line_at_a_time(lines)
+    assert made == b"".join(manifest.chunks([lines]))
 
 
 def test_folders_found_missing_are_only_those_below_a_real_folder(tmp_path: Path) -> None:
