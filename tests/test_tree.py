@@ -283,7 +283,7 @@ def _manifest_a_line_at_a_time(lines: list[str]) -> bytes:
 
 @settings(max_examples=1000)
 @given(
-    st.lists(st.text(st.characters(exclude_categories=("Cs",)), max_size=8), max_size=12),
+    st.lists(st.text(st.characters(blacklist_categories=["Cs"]), max_size=8), max_size=12),
     st.lists(st.integers(0, 12), max_size=6),
 )
 def test_the_manifest_is_the_same_bytes_however_its_lines_are_batched(

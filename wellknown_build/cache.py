@@ -257,7 +257,7 @@ class Index:
     def kept_between(self, first: int, last: int) -> list[KeptInstance]:
         """The instances first..last, in order: seq, id and files (path, stat data); an
         instance without files, or a value of the wrong type, is left out."""
-        ids = dict(self._all(_KEPT_IDS, (first, last)))
+        ids: dict[object, object] = dict(self._all(_KEPT_IDS, (first, last)))  # type: ignore[arg-type]
         found: list[KeptInstance] = []
         files: list[tuple[str, Stat | None]] = []
         current = None
