@@ -1,3 +1,4 @@
 from wellknown_build.cli import main
 
-main(prog_name="wellknown-build")
+if __name__ == "__main__":  # (not when a helper process imports it: staging.py)
+    main(prog_name="wellknown-build")
