@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -308,6 +309,32 @@ def test_refused_types_are_named(name: str, message: str) -> None:
         with pytest.raises(KeyLoadError, match=message):
             public_jwk(loaded.public_key)
         assert describe(loaded)["reason"].startswith(message)
+
+
+@pytest.mark.parametrize("name", ["dsa-with-parameters.pem", "dh-with-parameters.pem"])
+def test_refusing_a_deprecated_type_does_not_warn(name: str) -> None:
+    """cryptography deprecates its DSA (51) and FFDH classes: touching them prints a warning
+    on every run (and breaks a caller running with -W error). The refusal names the type
+    without touching them."""
+    script = (
+        "import pathlib, sys\n"
+        "from wellknown_build.keys import parse_pem, public_jwk\n"
+        "from wellknown_build.errors import KeyLoadError\n"
+        "try:\n"
+        "    data = pathlib.Path(sys.argv[1]).read_bytes()\n"
+        "    public_jwk(parse_pem(data, lambda: None).public_key)\n"
+        "except KeyLoadError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script, str(FORMS / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "keys are" in done.stdout
 
 
 def test_dsa_traditional_private_key() -> None:

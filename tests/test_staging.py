@@ -229,7 +229,7 @@ def test_kill_9_while_the_helper_writes(tmp_path: Path, kill_at: int) -> None:
         timeout=120,
     )
     assert killed.returncode == -signal.SIGKILL
-    helper = int(killed.stderr.split()[0])
+    helper = int(next(line for line in killed.stderr.splitlines() if line.isdigit()))
     deadline = time.monotonic() + 10
     while not _gone(helper) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import dsa, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import x448, x25519
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from ..errors import AlgError, KeyLoadError
@@ -19,9 +19,14 @@ KEY_TYPES: tuple[KeyType, ...] = (RSA, EC, OKP)
 KID_METHODS = ("rfc7638", "kubernetes")
 
 _REFUSED = (
-    (dsa.DSAPublicKey, "DSA keys are not supported by JOSE relying parties"),
     (x25519.X25519PublicKey, "X25519 keys are key-agreement keys, not signing keys"),
     (x448.X448PublicKey, "X448 keys are key-agreement keys, not signing keys"),
+)
+# Named, not imported: cryptography deprecates its DSA (51) and finite-field DH classes, and
+# touching them warns on every run.
+_REFUSED_BY_NAME = (
+    ("DSA", "DSA keys are not supported by JOSE relying parties"),
+    ("DH", "DH keys are key-agreement keys, not signing keys"),
 )
 
 
@@ -73,8 +78,10 @@ def key_type(key: PublicKeyTypes) -> KeyType:
     for cls, reason in _REFUSED:
         if isinstance(key, cls):
             raise KeyLoadError(reason)
-    if "DH" in type(key).__name__:  # named, not imported: cryptography deprecates FFDH
-        raise KeyLoadError("DH keys are key-agreement keys, not signing keys")
+    name = type(key).__name__
+    for prefix, reason in _REFUSED_BY_NAME:
+        if name.startswith(prefix):
+            raise KeyLoadError(reason)
     raise KeyLoadError(f"{type(key).__name__} is not a supported key type")
 
 
