@@ -5,8 +5,8 @@ data back for the index.
 A staged body is a few system calls (a folder or two, open, write, fstat, close) that hold
 no lock Python needs, but a thread cannot overlap them with the render: it needs the GIL back
 after every call and waits for the render to give it up. A second process has its own, so
-the render builds the next documents while the helper writes the last ones; on a disk, where
-those calls are a third of a full render, that is most of the gain.
+the render builds the next documents while the helper writes the last ones: a fifth off a
+large full render on tmpfs, about a tenth on disk (README, design notes).
 
 The helper writes only below the staging folder, and only while the render that started it
 is alive: it checks before every file, so a render killed with -9 cannot have a file written
