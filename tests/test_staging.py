@@ -4,6 +4,8 @@ writes after its render is gone."""
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.spawn
 import os
 import signal
 import subprocess
@@ -170,6 +172,40 @@ def test_no_helper_process_means_the_render_writes_itself(
     render(config, tmp_path / "out", NOW)
     assert _tree(tmp_path / "out") == _tree(tmp_path / "alone")
     assert _stale_stat_rows(tmp_path / "out") == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script as the interpreter")
+@pytest.mark.parametrize("helper", ["exit 3", "sleep 30"], ids=["dies", "hangs"])
+def test_a_helper_that_does_not_start_means_the_render_writes_itself(
+    tmp_path: Path, helper_from: object, monkeypatch: pytest.MonkeyPatch, helper: str
+) -> None:
+    """An interpreter that stops or hangs before the helper's first word (a launcher that
+    cannot import the package, say) is no helper: the render writes every body itself and
+    succeeds, and the one started is gone."""
+    config = _config(tmp_path, 10)
+    render(config, tmp_path / "alone", NOW)
+    helper_from(0)  # type: ignore[operator]
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\n{helper}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(staging, "READY_WITHIN", 1.0)
+    started: list[staging.Writer] = []
+    real = staging.Writer.__init__
+
+    def spy(self: staging.Writer, top: str) -> None:
+        started.append(self)
+        real(self, top)
+
+    monkeypatch.setattr(staging.Writer, "__init__", spy)
+    old = multiprocessing.spawn.get_executable()
+    multiprocessing.spawn.set_executable(str(fake))
+    try:
+        render(config, tmp_path / "out", NOW)
+    finally:
+        multiprocessing.spawn.set_executable(old)
+    assert _tree(tmp_path / "out") == _tree(tmp_path / "alone")
+    assert _stale_stat_rows(tmp_path / "out") == []
+    assert len(started) == 1 and not started[0]._process.is_alive()
 
 
 def test_clash_and_failure_results() -> None:

@@ -29,6 +29,8 @@ CLASH = "clash"  # another body of this run stands where this one (or its folder
 Result = Stat | str
 WRITER_AFTER = 2_000  # bodies staged in the render's own process before a helper starts
 BATCH = 64  # bodies sent at once
+READY = "ready"  # the helper's first word
+READY_WITHIN = 60.0  # seconds a helper may take to start (a loaded machine, a virus scanner)
 _REMEMBERED_FOLDERS = 4096  # folders made, per process, at most (memory stays flat)
 
 
@@ -77,6 +79,10 @@ def _serve(connection: Connection, top: str) -> None:  # pragma: no cover - the 
     the render's end of the pipe closes or the render is gone."""
     parent = multiprocessing.parent_process()
     made: set[str] = set()
+    try:
+        connection.send(READY)
+    except OSError:
+        return
     while True:
         try:
             batch = connection.recv()
@@ -114,9 +120,24 @@ class Writer:
             self._process.start()
         finally:
             child.close()
+        self._started()
         self._batch: list[tuple[str, str, bytes]] = []
         self._sent = 0  # batches not answered yet
         self._done: list[tuple[str, Result]] = []
+
+    def _started(self) -> None:
+        """Wait for the helper's first word. One that stops or hangs while it starts (an
+        interpreter that cannot import this package, a launcher that runs something else)
+        is no helper, an OSError as when it cannot be started: the render writes itself."""
+        try:
+            if self._connection.poll(READY_WITHIN) and self._connection.recv() == READY:
+                return
+        except (EOFError, OSError):
+            pass
+        self._process.kill()
+        self._process.join()
+        self._connection.close()
+        raise OSError(f"it did not start (exit code {self._process.exitcode})")
 
     def put(self, key: str, path: str, body: bytes) -> None:
         self._batch.append((key, path, body))
