@@ -25,15 +25,14 @@ import os
 import shutil
 import sqlite3
 import stat
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
 
-from . import jsondoc, manifest, staging
-from .cache import CACHE_NAME, Index, Stat, stat_of
+from . import jsondoc, manifest
+from .cache import CACHE_NAME, Index, Stat, stat_data, stat_of
 from .documents import Document
 from .errors import TreeError
 from .files import DOCUMENT_LIMIT, InputFileError, read_regular
@@ -278,7 +277,7 @@ class Stage:
     until every instance is checked. A killed run leaves only that folder, which the next
     render removes before anything else."""
 
-    def __init__(self, out: Path, write: bool, writer_after: int | None = None) -> None:
+    def __init__(self, out: Path, write: bool) -> None:
         self.out = out
         self.write = write
         self.paths = _Paths(out)
@@ -287,10 +286,6 @@ class Stage:
         # Documents not staged because another one of this run stands in the way: the
         # render must report that clash; were it not to, commit refuses (assert_staged).
         self.unstaged: list[str] = []
-        self._staged = 0
-        # bodies staged here before a helper process writes the rest (staging.py)
-        self._writer_after = staging.WRITER_AFTER if writer_after is None else writer_after
-        self._writer: staging.Writer | None = None
         if write:
             _remove_staging(out)
             if os.path.lexists(self.root):  # what is in it would be moved into the tree
@@ -300,8 +295,6 @@ class Stage:
                 )
 
     def document(self, document: Document) -> tuple[int, Stat | None]:
-        """Compared with the tree; staged if it differs (by a helper process past
-        staging.WRITER_AFTER bodies: its stat data then come from settle())."""
         target = self.paths(document.path)
         new = self.paths.missing(os.path.dirname(target))
         current = None if new else _current(target)
@@ -309,68 +302,40 @@ class Stage:
             return 0, stat_of(target, follow=False)
         if len(self._made) > _REMEMBERED_FOLDERS:
             self._made.clear()
-        flag = 1 if current is None else 2
-        if not self.write:
-            return flag, None
-        if current is None and not new:
-            self._need_folders(os.path.dirname(target), document.path)
-        staged = manifest.local_path(self.root, document.path)
-        self._staged += 1
-        if self._writer is None and self._staged > self._writer_after:
-            self._writer = self._start_writer()
-        if self._writer is not None:
+        if self.write:
+            if current is None and not new:
+                self._need_folders(os.path.dirname(target), document.path)
+            staged = manifest.local_path(self.root, document.path)
             try:
-                self._writer.put(document.path, staged, document.body)
-            except staging.HelperGone as e:
-                raise self._failed(document.path, str(e)) from None
-            return flag, None
-        seen = staging.outcome(staged, document.body, self._made, self.paths.out)
-        if isinstance(seen, str):
-            self._refuse(document.path, seen)
-            return flag, None
-        return flag, seen
-
-    def settle(self) -> dict[str, Stat]:
-        """Stat data of the bodies the helper staged since the last call, by tree path,
-        once they are written; a body that could not be staged is handled as if it had
-        been written here (a clash noted, any other failure a TreeError)."""
-        if self._writer is None:
-            return {}
-        try:
-            done = self._writer.wait()
-        except staging.HelperGone as e:
-            raise self._failed("the documents", str(e)) from None
-        stats: dict[str, Stat] = {}
-        for path, seen in done:
-            if isinstance(seen, str):
-                self._refuse(path, seen)
+                self._make(os.path.dirname(staged))
+                seen = _write_new(staged, document.body)
+            except (IsADirectoryError, NotADirectoryError, FileExistsError):
+                # Only this run's documents are staged: another one stands where this one
+                # needs a folder, or the other way round. The render reports that clash
+                # with both instances' names, and stops before anything is moved.
+                self.unstaged.append(document.path)
+            except OSError as e:
+                raise TreeError(
+                    f"staging {document.path} in {self.out} failed ({e.strerror}); "
+                    "nothing was changed"
+                ) from None
             else:
-                stats[path] = seen
-        return stats
+                return (1 if current is None else 2), seen
+        return (1 if current is None else 2), None
 
-    def _start_writer(self) -> staging.Writer | None:
-        try:
-            return staging.Writer(self.paths.out)
-        except OSError as e:  # no helper (a process limit, say): written here, as before
-            log.info("staging in this process (no helper process: %s)", e)
-            self._writer_after = sys.maxsize
-            return None
-
-    def _refuse(self, path: str, reason: str) -> None:
-        if reason != staging.CLASH:
-            raise self._failed(path, reason)
-        # Only this run's documents are staged: another one stands where this one needs a
-        # folder, or the other way round. The render reports that clash with both
-        # instances' names, and stops before anything is moved.
-        self.unstaged.append(path)
-
-    def _failed(self, path: str, reason: str) -> TreeError:
-        return TreeError(f"staging {path} in {self.out} failed ({reason}); nothing was changed")
-
-    def _stop_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+    def _make(self, folder: str) -> None:
+        """The staging folders down to `folder` (os.makedirs looks at each one above first)."""
+        chain: list[str] = []
+        while folder not in self._made and folder != self.paths.out:
+            chain.append(folder)
+            folder = os.path.dirname(folder)
+        for made in reversed(chain):
+            try:
+                os.mkdir(made)
+            except FileExistsError:
+                if not os.path.isdir(made):
+                    raise
+            self._made.add(made)
 
     def _need_folders(self, folder: str, relative: str) -> None:
         """A file standing where `relative` needs a folder is refused now, before anything
@@ -386,8 +351,6 @@ class Stage:
 
     def assert_staged(self) -> None:
         """Before the commit: every document that needs writing is in the staging folder."""
-        self.settle()
-        self._stop_writer()
         if self.unstaged:
             raise TreeError(
                 f"staging {self.unstaged[0]} in {self.out} failed (another document of this "
@@ -395,9 +358,23 @@ class Stage:
             )
 
     def discard(self) -> None:
-        self._stop_writer()  # (before its folder goes)
         if self.write:
             _remove_staging(self.out)
+
+
+def _write_new(path: str, body: bytes) -> Stat:
+    """A new file with `body` (os calls: open() builds a buffered writer around them), and
+    its stat data: still true after the move into the tree if the file moves with its
+    folder; a file renamed on its own gets a new ctime, and is looked at again (_move)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return stat_data(info)
 
 
 def _remove_staging(out: Path) -> None:
