@@ -151,7 +151,10 @@ def bench_render(instances: int = INSTANCES, repeat: int = REPEAT) -> None:
         if place == "disk" and not fleet:
             shutil.rmtree(WORK / "out-ours", ignore_errors=True)
             shutil.copytree(ours_out, WORK / "out-ours")
-        _delete_later(outs)
+        if place == "disk":
+            _delete_later(outs)
+        else:  # tmpfs: no slow spell after a delete, and the memory is wanted back
+            shutil.rmtree(outs, ignore_errors=True)
     for name, rss in sorted(PEAK_RSS.items()):
         print(f"   peak RSS {rss / 1024:7.0f} MiB  {name}")
     PEAK_RSS.clear()

@@ -82,7 +82,7 @@ def key_type(key: PublicKeyTypes) -> KeyType:
     for prefix, reason in _REFUSED_BY_NAME:
         if name.startswith(prefix):
             raise KeyLoadError(reason)
-    raise KeyLoadError(f"{type(key).__name__} is not a supported key type")
+    raise KeyLoadError(f"{name} is not a supported key type")
 
 
 def public_jwk(
