@@ -22,7 +22,7 @@ from typing import Any
 import filelock
 import pytest
 
-from wellknown_build import tree
+from wellknown_build import staging, tree
 from wellknown_build.cache import CACHE_NAME, read_only_uri, stat_of
 from wellknown_build.commands.render import check, render
 from wellknown_build.documents import Document
@@ -489,7 +489,7 @@ def _fail(failure: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
         def write_new(*args: Any) -> None:
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(tree, "_write_new", write_new)
+        monkeypatch.setattr(staging, "write", write_new)
     else:
 
         def refuse(*args: Any) -> None:

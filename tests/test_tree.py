@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wellknown_build import manifest, tree
-from wellknown_build.cache import CACHE_NAME
+from wellknown_build import manifest, staging, tree
+from wellknown_build.cache import CACHE_NAME, Stat
 from wellknown_build.commands.render import check, render
 from wellknown_build.errors import ConfigError, TreeError
 from wellknown_build.manifest import MANIFEST_NAME
@@ -90,17 +90,19 @@ def test_failed_write_leaves_tree_alone(
     from .helpers import KEY_MAKERS, public_pem
 
     write(tmp_path / "keys" / "p.pem", public_pem(KEY_MAKERS["p256"]()))
-    real_write = tree._write_new
+    real_write = staging.write
     calls = {"n": 0}
 
-    def failing_write(path: str, body: bytes) -> None:
+    def failing_write(
+        path: str, body: bytes, made: set[str], top: str, folder_fd: int | None = None
+    ) -> Stat:
         calls["n"] += 1
         if calls["n"] == 3:  # staging a body: half of it written, then the disk is full
-            real_write(path, body[: len(body) // 2])
+            real_write(path, body[: len(body) // 2], made, top)
             raise OSError(28, "No space left on device", path)
-        real_write(path, body)
+        return real_write(path, body, made, top)
 
-    monkeypatch.setattr(tree, "_write_new", failing_write)
+    monkeypatch.setattr(staging, "write", failing_write)
     with pytest.raises(TreeError, match=r"No space left on device.*nothing was changed"):
         render(config, out)
     monkeypatch.undo()

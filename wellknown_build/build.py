@@ -401,6 +401,11 @@ class Sink(Protocol):
 
     def document(self, document: Document) -> tuple[int, Stat | None]: ...
 
+    def settle(self) -> dict[str, Stat]:
+        """Stat data of documents staged since the last call whose document() did not have
+        them yet (written by a helper process), by path."""
+        ...
+
 
 class _Keep:
     def __init__(self) -> None:
@@ -409,6 +414,9 @@ class _Keep:
     def document(self, document: Document) -> tuple[int, Stat | None]:
         self.outputs.append(document)
         return 0, None
+
+    def settle(self) -> dict[str, Stat]:
+        return {}
 
 
 @dataclass
@@ -776,6 +784,13 @@ class Pipeline:
         pending, self._pending = self._pending, []
         if not pending:
             return
+        settled = self.sink.settle()
+        if settled:
+            for rows in pending:
+                rows.files[:] = [
+                    (p, kind, line, settled.get(p) if stat is None and staged else stat, staged)
+                    for p, kind, line, stat, staged in rows.files
+                ]
         folders: list[tuple[str, int]] = []
         remembered = dict(self._folders)
         for rows in pending:

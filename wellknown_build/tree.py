@@ -25,14 +25,15 @@ import os
 import shutil
 import sqlite3
 import stat
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
 
-from . import jsondoc, manifest
-from .cache import CACHE_NAME, Index, Stat, stat_data, stat_of
+from . import jsondoc, manifest, staging
+from .cache import CACHE_NAME, Index, Stat, stat_of
 from .documents import Document
 from .errors import TreeError
 from .files import DOCUMENT_LIMIT, InputFileError, read_regular
@@ -277,12 +278,18 @@ class Stage:
     until every instance is checked. A killed run leaves only that folder, which the next
     render removes before anything else."""
 
-    def __init__(self, out: Path, write: bool) -> None:
+    def __init__(self, out: Path, write: bool, writer_after: int | None = None) -> None:
         self.out = out
         self.write = write
         self.paths = _Paths(out)
         self.root = os.path.join(str(out), STAGING_NAME)
         self._made: set[str] = set()  # folders made or found to be folders (bounded)
+        # Bodies staged here before a helper process writes the rest (staging.py), and
+        # stat data of staged bodies that settle() has not handed out yet.
+        self._staged = 0
+        self._writer_after = staging.WRITER_AFTER if writer_after is None else writer_after
+        self._writer: staging.Writer | None = None
+        self._settled: dict[str, Stat] = {}
         # Documents not staged because another one of this run stands in the way: the
         # render must report that clash; were it not to, commit refuses (assert_staged).
         self.unstaged: list[str] = []
@@ -295,6 +302,8 @@ class Stage:
                 )
 
     def document(self, document: Document) -> tuple[int, Stat | None]:
+        """Compared with the tree; staged if it differs (by a helper process past
+        staging.WRITER_AFTER bodies: its stat data then come from settle())."""
         target = self.paths(document.path)
         new = self.paths.missing(os.path.dirname(target))
         current = None if new else _current(target)
@@ -302,40 +311,84 @@ class Stage:
             return 0, stat_of(target, follow=False)
         if len(self._made) > _REMEMBERED_FOLDERS:
             self._made.clear()
-        if self.write:
-            if current is None and not new:
-                self._need_folders(os.path.dirname(target), document.path)
-            staged = manifest.local_path(self.root, document.path)
+        flag = 1 if current is None else 2
+        if not self.write:
+            return flag, None
+        if current is None and not new:
+            self._need_folders(os.path.dirname(target), document.path)
+        self._staged += 1
+        if self._writer is None and self._staged > self._writer_after:
+            self._writer = self._start_writer()
+        if self._writer is not None:
             try:
-                self._make(os.path.dirname(staged))
-                seen = _write_new(staged, document.body)
-            except (IsADirectoryError, NotADirectoryError, FileExistsError):
-                # Only this run's documents are staged: another one stands where this one
-                # needs a folder, or the other way round. The render reports that clash
-                # with both instances' names, and stops before anything is moved.
-                self.unstaged.append(document.path)
-            except OSError as e:
-                raise TreeError(
-                    f"staging {document.path} in {self.out} failed ({e.strerror}); "
-                    "nothing was changed"
-                ) from None
-            else:
-                return (1 if current is None else 2), seen
-        return (1 if current is None else 2), None
+                self._writer.put(document.path, document.path, document.body)
+            except staging.HelperGone as e:
+                self._write_here(e)
+            return flag, None
+        return flag, self._stage_here(document.path, document.body)
 
-    def _make(self, folder: str) -> None:
-        """The staging folders down to `folder` (os.makedirs looks at each one above first)."""
-        chain: list[str] = []
-        while folder not in self._made and folder != self.paths.out:
-            chain.append(folder)
-            folder = os.path.dirname(folder)
-        for made in reversed(chain):
+    def settle(self) -> dict[str, Stat]:
+        """Stat data of the bodies the helper staged since the last call, by tree path,
+        once they are written; a body that could not be staged is handled as if it had
+        been written here (a clash noted, any other failure a TreeError)."""
+        if self._writer is not None:
             try:
-                os.mkdir(made)
-            except FileExistsError:
-                if not os.path.isdir(made):
-                    raise
-            self._made.add(made)
+                self._take(self._writer.wait())
+            except staging.HelperGone as e:
+                self._write_here(e)
+        stats, self._settled = self._settled, {}
+        return stats
+
+    def _take(self, results: list[tuple[str, Stat | str]]) -> None:
+        for path, seen in results:
+            if isinstance(seen, str):
+                self._refuse(path, seen)
+            else:
+                self._settled[path] = seen
+
+    def _stage_here(self, path: str, body: bytes) -> Stat | None:
+        """Staged by this process: its stat data, or None if another body is in its way."""
+        staged = manifest.local_path(self.root, path)
+        seen = staging.outcome(staged, body, self._made, self.paths.out)
+        if isinstance(seen, str):
+            self._refuse(path, seen)
+            return None
+        return seen
+
+    def _start_writer(self) -> staging.Writer | None:
+        if staging.available():
+            try:
+                with contextlib.suppress(FileExistsError):  # (what is there is checked)
+                    os.mkdir(self.root)
+                return staging.Writer(self.root)
+            except OSError as e:  # no helper (a process limit, say): written here
+                log.info("staging in this process (no helper process: %s)", e)
+        self._writer_after = sys.maxsize
+        return None
+
+    def _write_here(self, gone: staging.HelperGone) -> None:
+        """The helper stopped (and is gone): what it had not confirmed is written here, and
+        so is everything after."""
+        log.info("staging in this process from now on (the helper process: %s)", gone)
+        self._writer, self._writer_after = None, sys.maxsize
+        self._take(gone.done)
+        for path, _, body in gone.bodies:
+            seen = self._stage_here(path, body)
+            if seen is not None:
+                self._settled[path] = seen
+
+    def _refuse(self, path: str, reason: str) -> None:
+        if reason != staging.CLASH:
+            raise TreeError(f"staging {path} in {self.out} failed ({reason}); nothing was changed")
+        # Only this run's documents are staged: another one stands where this one needs a
+        # folder, or the other way round. The render reports that clash with both
+        # instances' names, and stops before anything is moved.
+        self.unstaged.append(path)
+
+    def _stop_writer(self, kill: bool = False) -> None:
+        if self._writer is not None:
+            self._writer.close(kill)
+            self._writer = None
 
     def _need_folders(self, folder: str, relative: str) -> None:
         """A file standing where `relative` needs a folder is refused now, before anything
@@ -350,7 +403,10 @@ class Stage:
             folder = os.path.dirname(folder)
 
     def assert_staged(self) -> None:
-        """Before the commit: every document that needs writing is in the staging folder."""
+        """Before the commit: every document that needs writing is in the staging folder,
+        and the helper that wrote them has exited."""
+        self.settle()
+        self._stop_writer()
         if self.unstaged:
             raise TreeError(
                 f"staging {self.unstaged[0]} in {self.out} failed (another document of this "
@@ -358,23 +414,9 @@ class Stage:
             )
 
     def discard(self) -> None:
+        self._stop_writer(kill=True)  # (gone before its folder goes)
         if self.write:
             _remove_staging(self.out)
-
-
-def _write_new(path: str, body: bytes) -> Stat:
-    """A new file with `body` (os calls: open() builds a buffered writer around them), and
-    its stat data: still true after the move into the tree if the file moves with its
-    folder; a file renamed on its own gets a new ctime, and is looked at again (_move)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        view = memoryview(body)
-        while view:
-            view = view[os.write(fd, view) :]
-        info = os.fstat(fd)
-    finally:
-        os.close(fd)
-    return stat_data(info)
 
 
 def _remove_staging(out: Path) -> None:

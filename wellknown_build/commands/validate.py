@@ -28,6 +28,9 @@ class _Drop:
     def document(self, document: Document) -> tuple[int, Stat | None]:
         return 0, None
 
+    def settle(self) -> dict[str, Stat]:
+        return {}
+
 
 def check(
     config: Path,
