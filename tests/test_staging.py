@@ -5,12 +5,14 @@ cannot write into a later render's staging folder."""
 
 from __future__ import annotations
 
+import marshal
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +46,11 @@ def _config(folder: Path, count: int, version: int = 1) -> Path:
     return write_config(folder, "\n".join(lines) + "\n")
 
 
+def _identity(folder: Path) -> tuple[int, int]:
+    info = folder.lstat()
+    return info.st_dev, info.st_ino
+
+
 def _tree(out: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(out)): p.read_bytes()
@@ -67,8 +74,8 @@ def _started(monkeypatch: pytest.MonkeyPatch) -> list[staging.Writer]:
     started: list[staging.Writer] = []
     real = staging.Writer.__init__
 
-    def init(self: staging.Writer, root: str) -> None:
-        real(self, root)
+    def init(self: staging.Writer, root: str, folder: tuple[int, int]) -> None:
+        real(self, root, folder)
         started.append(self)
 
     monkeypatch.setattr(staging.Writer, "__init__", init)
@@ -137,8 +144,10 @@ def test_a_write_failure_in_the_helper_is_an_error_and_changes_nothing(tmp_path:
     """The disk full under the helper (a staged path that is /dev/full): the render's error
     names the file and the reason, as when it writes itself."""
     out = tmp_path / "out"
-    stage = tree.Stage(out, write=True, writer_after=0)
+    out.mkdir()
+    stage = tree.Stage(out, write=True, writer_after=1)
     root = Path(stage.root)
+    assert stage.document(_document("first.example/.well-known/jwks.json"))[1] is not None
     (root / "h.example" / ".well-known").mkdir(parents=True)
     (root / "h.example" / ".well-known" / "jwks.json").symlink_to("/dev/full")
     assert stage.document(_document("h.example/.well-known/jwks.json")) == (1, None)
@@ -228,7 +237,7 @@ def test_the_helper_writes_through_its_folder_not_its_path(tmp_path: Path) -> No
     descriptor of the folder it was given, never through the path."""
     root = tmp_path / "staging"
     root.mkdir()
-    writer = staging.Writer(str(root))
+    writer = staging.Writer(str(root), _identity(root))
     try:
         writer.put("a", "h.example/.well-known/jwks.json", b"first")
         ((_, seen),) = writer.wait()
@@ -258,9 +267,11 @@ def test_the_helper_stops_when_its_render_is_gone(tmp_path: Path) -> None:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    out, _ = helper.communicate(staging._frame([("x/y.json", b"{}")]), timeout=30)
+    out, _ = helper.communicate(b"".join(staging._frame([("x/y.json", b"{}")])), timeout=30)
     assert helper.returncode == 0
-    assert out == staging._frame(staging.READY)  # ready, then nothing written or answered
+    size = staging._HEADER.unpack_from(out)[0]
+    assert len(out) == staging._HEADER.size + size  # one message: ready; nothing answered
+    assert marshal.loads(out[staging._HEADER.size :]) == (staging.READY, *_identity(root))
     assert list(root.iterdir()) == []
 
 
@@ -269,7 +280,7 @@ def test_the_helper_has_its_own_session_and_ends_with_its_pipe(tmp_path: Path) -
     it; closed, it exits by itself (status 0) once its pipe ends."""
     root = tmp_path / "staging"
     root.mkdir()
-    writer = staging.Writer(str(root))
+    writer = staging.Writer(str(root), _identity(root))
     helper = writer._process.pid
     try:
         assert os.getsid(helper) == helper != os.getsid(0)
@@ -423,3 +434,152 @@ def test_a_program_calling_render_runs_once(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("top level ran") == 1
     assert len(_tree(tmp_path / "out")) == 41  # 40 documents and the manifest
+
+
+@pytest.mark.parametrize("after", [0, 10**9])
+def test_a_staged_path_too_long_is_refused_with_or_without_the_helper(
+    tmp_path: Path, helper_from: object, after: int
+) -> None:
+    """A document whose tree path fits the system's limit but whose staged path does not:
+    the helper (which writes by shorter relative paths) would stage it, and the commit could
+    then never move it. Refused alike either way, before anything changes."""
+    write(tmp_path / "keys" / "a.pem", public_pem(KEY_MAKERS["p256"]()))
+    out = tmp_path / "out"
+    limit = os.pathconf(tmp_path, "PC_PATH_MAX")
+    tail = "/.well-known/openid-configuration"
+    budget = limit - 1 - len(f"{out}/h.example") - len(tail)  # the tree path just fits
+    segments, left = [], budget - 1
+    while left > 0:
+        segments.append("s" * min(200, left))
+        left -= len(segments[-1]) + 1
+    issuer = "https://h.example/" + "/".join(segments)
+    assert len(f"{out}/h.example/{issuer[18:]}{tail}") < limit
+    config = write_config(
+        tmp_path,
+        f"instances:\n  - {{id: a, issuer: '{issuer}', keys: [{{path: keys/a.pem}}]}}\n"
+        "  - {id: b, issuer: 'https://h.example', keys: [{path: keys/a.pem}]}\n",
+    )
+    helper_from(after)  # type: ignore[operator]
+    with pytest.raises(TreeError, match=r"staging h.example/s+.* failed \(File name too long\)"):
+        render(config, out, NOW)
+    assert not (out / "h.example").exists()
+    assert not (out / tree.STAGING_NAME).exists()
+
+
+@pytest.mark.parametrize("after", [0, 10**9])
+@pytest.mark.parametrize("swap", ["folder", "link"])
+def test_a_staging_folder_replaced_during_the_render_is_refused(
+    tmp_path: Path, helper_from: object, monkeypatch: pytest.MonkeyPatch, after: int, swap: str
+) -> None:
+    """Someone replaces the staging folder while the render stages (with a folder holding a
+    planted file, or a link to one): nothing of it is moved into the tree."""
+    config = _config(tmp_path, 30)
+    out = tmp_path / "out"
+    render(config, out, NOW)
+    before = _tree(out)
+    planted = tmp_path / "planted"
+    write(planted / "evil.example" / ".well-known" / "jwks.json", "planted")
+    helper_from(after)  # type: ignore[operator]
+    real, count = tree.Stage.document, [0]
+
+    def document(self: tree.Stage, found: Document) -> tuple[int, object]:
+        count[0] += 1
+        if count[0] == 20:
+            os.rename(self.root, self.root + ".moved")
+            if swap == "link":
+                os.symlink(planted, self.root)
+            else:
+                os.rename(planted, self.root)
+        return real(self, found)
+
+    monkeypatch.setattr(tree.Stage, "document", document)
+    with pytest.raises(TreeError, match=r"staging.*nothing was changed"):  # (or "replaced")
+        render(_config(tmp_path, 30, version=2), out, NOW)
+    moved = tree.STAGING_NAME + ".moved"
+    assert {k: v for k, v in _tree(out).items() if not k.startswith(moved)} == before
+
+
+def test_a_program_with_many_files_open_still_gets_a_helper(
+    tmp_path: Path, helper_from: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Descriptors past 1,024 (a server calling render() with many connections open): the
+    helper's pipes are watched with selectors, which select.select would refuse."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("cannot open 1,100 files here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        config = _config(tmp_path, 10)
+        render(config, tmp_path / "alone", NOW)
+        helper_from(0)  # type: ignore[operator]
+        started = _started(monkeypatch)
+        render(config, tmp_path / "out", NOW)
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(started) == 1 and started[0]._process.returncode == 0
+    assert started[0]._in > 1024
+    assert _tree(tmp_path / "out") == _tree(tmp_path / "alone")
+
+
+def test_large_bodies_go_in_batches_of_bounded_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bodies larger than a pipe holds arrive whole; a batch is sent once its bodies reach
+    BATCH_BYTES, so memory does not grow with BATCH times the body size."""
+    monkeypatch.setattr(staging, "BATCH_BYTES", 500_000)
+    root = tmp_path / "staging"
+    root.mkdir()
+    writer = staging.Writer(str(root), _identity(root))
+    bodies = [os.urandom(300_000) for _ in range(3)]
+    try:
+        writer.put("a", "a.example/x", bodies[0])
+        assert len(writer._sent) == 0
+        writer.put("b", "b.example/x", bodies[1])
+        assert len(writer._sent) == 1  # 600,000 bytes: sent
+        writer.put("c", "c.example/x", bodies[2])
+        results = writer.wait()
+    finally:
+        writer.close()
+    assert [(key, seen[0]) for key, seen in results] == [(k, 300_000) for k in "abc"]
+    for name, body in zip("abc", bodies, strict=True):
+        assert (root / f"{name}.example" / "x").read_bytes() == body
+
+
+def test_no_helper_where_a_closed_pipe_would_kill_the_render() -> None:
+    """A program that restored SIGPIPE's default (Python ignores it) would die, silently, of
+    a write to a helper that died: it gets none."""
+    assert staging.available()
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        assert not staging.available()
+    finally:
+        signal.signal(signal.SIGPIPE, previous)
+
+
+def test_ctrl_c_while_the_helper_starts_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted while waiting for the helper's first word: the helper is killed and
+    waited for before the interrupt goes on (no process left behind)."""
+    made: list[subprocess.Popen[bytes]] = []
+
+    class Recorded(subprocess.Popen[bytes]):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    def interrupted(self: staging.Writer, deadline: float) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess, "Popen", Recorded)
+    monkeypatch.setattr(staging.Writer, "_receive", interrupted)
+    root = tmp_path / "staging"
+    root.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        staging.Writer(str(root), _identity(root))
+    assert len(made) == 1 and made[0].returncode is not None

@@ -29,7 +29,8 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
-import select
+import selectors
+import signal
 import stat
 import struct
 import subprocess
@@ -42,10 +43,11 @@ Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode (cache.Stat)
 # A result per body: its stat data (written), CLASH, or the reason it failed.
 CLASH = "clash"  # another body of this run stands where this one (or its folder) goes
 WRITER_AFTER = 2_000  # bodies staged in the render's own process before a helper starts
-BATCH = 64  # bodies handed over at once
+BATCH = 64  # bodies handed over at once, at most
+BATCH_BYTES = 1 << 20  # ... and bytes of them, past which a batch goes (memory stays flat)
 WINDOW = 2  # batches handed over and not answered yet, at most
 STALL = 60.0  # seconds a helper may take to start, or to answer, before it counts as stuck
-READY = "ready"  # the helper's first word
+READY = "ready"  # the helper's first word, with the identity of its folder (device, inode)
 _REMEMBERED_FOLDERS = 4096  # folders made, per process, at most (memory stays flat)
 # Every message: its length, then marshal's bytes (lists, tuples, str, bytes, int: between
 # two processes of this same interpreter, over a pipe no one else holds).
@@ -54,10 +56,14 @@ _LARGEST = 1 << 30
 
 
 def available() -> bool:
-    """Whether a helper can write through a folder descriptor here (POSIX), and this file
-    can be run by the interpreter running the render (not a frozen application)."""
+    """Whether a helper can write through a folder descriptor here (POSIX), this file can be
+    run by the interpreter running the render (not a frozen application), and a helper that
+    dies cannot kill the render: SIGPIPE ignored, as Python sets it (a program that restored
+    its default would die of a write to a closed pipe)."""
     return (
-        os.open in os.supports_dir_fd
+        getattr(signal, "SIGPIPE", None) is not None
+        and signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+        and os.open in os.supports_dir_fd
         and os.mkdir in os.supports_dir_fd
         and os.stat in os.supports_dir_fd
         and not getattr(sys, "frozen", False)
@@ -114,18 +120,20 @@ def outcome(
 
 
 # What goes over the pipes: a batch of [tree path, body], or a result per body, or READY.
-Message = str | list[tuple[str, bytes]] | list[Stat | str]
+Message = tuple[str, int, int] | list[tuple[str, bytes]] | list[Stat | str]
 
 
 def _send(fd: int, value: Message) -> None:
-    data = memoryview(_frame(value))
-    while data:
-        data = data[os.write(fd, data) :]
+    for part in _frame(value):
+        data = memoryview(part)
+        while data:
+            data = data[os.write(fd, data) :]
 
 
-def _frame(value: Message) -> bytes:
+def _frame(value: Message) -> tuple[bytes, bytes]:
+    """A message as its header and its payload (not joined: a batch may be megabytes)."""
     payload = marshal.dumps(value)
-    return _HEADER.pack(len(payload)) + payload
+    return _HEADER.pack(len(payload)), payload
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:
@@ -148,7 +156,8 @@ def serve(root: str, parent: int) -> None:  # pragma: no cover - run in the help
         return
     made: set[str] = set()
     with contextlib.suppress(OSError):
-        _send(1, READY)
+        folder = os.fstat(folder_fd)
+        _send(1, (READY, folder.st_dev, folder.st_ino))
         while True:
             header = _read_exactly(0, _HEADER.size)
             if header is None:
@@ -184,11 +193,12 @@ class HelperGone(Exception):
 
 
 class Writer:
-    """A helper process writing staged bodies below `root` (which exists): bodies are handed
-    over in batches, at most WINDOW of them unanswered, so the render runs at most that far
-    ahead; results come back by `wait()`, in the order given."""
+    """A helper process writing staged bodies below `root`, the folder whose identity
+    (device, inode) is `folder`: bodies are handed over in batches, at most WINDOW of them
+    unanswered, so the render runs at most that far ahead; results come back by `wait()`, in
+    the order given. OSError if it cannot start, or opened another folder."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, folder: tuple[int, int]) -> None:
         self._process = subprocess.Popen(  # noqa: S603 - this file, by this interpreter
             [sys.executable, "-I", "-S", os.path.abspath(__file__), root, str(os.getpid())],
             stdin=subprocess.PIPE,
@@ -196,24 +206,34 @@ class Writer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        assert self._process.stdin is not None and self._process.stdout is not None
-        self._in = self._process.stdin.fileno()
-        self._out = self._process.stdout.fileno()
-        os.set_blocking(self._in, False)
-        self._buffer = bytearray()
-        self._batch: list[tuple[str, str, bytes]] = []
-        self._sent: deque[list[tuple[str, str, bytes]]] = deque()  # not answered yet
-        self._done: list[tuple[str, Stat | str]] = []
         try:
-            if self._receive(time.monotonic() + STALL) != READY:
-                raise HelperGone("it did not start", [], [])
+            assert self._process.stdin is not None and self._process.stdout is not None
+            self._in = self._process.stdin.fileno()
+            self._out = self._process.stdout.fileno()
+            os.set_blocking(self._in, False)
+            # (selectors, not select.select: a program with 1,024 files open has higher fds)
+            self._readable = selectors.DefaultSelector()
+            self._readable.register(self._out, selectors.EVENT_READ)
+            self._writable = selectors.DefaultSelector()
+            self._writable.register(self._in, selectors.EVENT_WRITE)
+            self._buffer = bytearray()
+            self._batch: list[tuple[str, str, bytes]] = []
+            self._bytes = 0  # of the bodies in _batch
+            self._sent: deque[list[tuple[str, str, bytes]]] = deque()  # not answered yet
+            self._done: list[tuple[str, Stat | str]] = []
+            if self._receive(time.monotonic() + STALL) != (READY, *folder):
+                raise HelperGone("it did not start in its folder", [], [])
         except HelperGone as e:
             self._stop(kill=True)
             raise OSError(f"{e} (exit code {self._process.returncode})") from None
+        except BaseException:  # Ctrl-C while it starts, say: it goes too
+            self._stop(kill=True)
+            raise
 
     def put(self, key: str, path: str, body: bytes) -> None:
         self._batch.append((key, path, body))
-        if len(self._batch) >= BATCH:
+        self._bytes += len(body)
+        if len(self._batch) >= BATCH or self._bytes >= BATCH_BYTES:
             self._send()
 
     def wait(self) -> list[tuple[str, Stat | str]]:
@@ -233,31 +253,32 @@ class Writer:
     def _send(self) -> None:
         while len(self._sent) >= WINDOW:
             self._collect()
-        batch, self._batch = self._batch, []
+        batch, self._batch, self._bytes = self._batch, [], 0
         self._sent.append(batch)
-        data = memoryview(_frame([(path, body) for _, path, body in batch]))
         deadline = time.monotonic() + STALL
-        while data:
-            try:
-                writable = select.select([], [self._in], [], _left(deadline))[1]
-                data = data[os.write(self._in, data) :] if writable else data
-            except BlockingIOError:
-                continue
-            except OSError as e:
-                self._failed(f"it stopped ({e.strerror or e})")
-            if data and not writable:
-                self._failed(f"it did not read for {STALL:.0f} s")
+        for part in _frame([(path, body) for _, path, body in batch]):
+            data = memoryview(part)
+            while data:
+                if not self._writable.select(_left(deadline)):
+                    self._failed(f"it did not read for {STALL:.0f} s")
+                try:
+                    data = data[os.write(self._in, data) :]
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    self._failed(f"it stopped ({e.strerror or e})")
 
     def _collect(self) -> None:
-        """The answer to the oldest batch handed over."""
+        """The answer to the oldest batch handed over (believed whole or not at all)."""
         results = self._receive(time.monotonic() + STALL)
         batch = self._sent[0]
-        if not (isinstance(results, list) and len(results) == len(batch)):
+        if not (
+            isinstance(results, list)
+            and len(results) == len(batch)
+            and all(isinstance(r, str) or _is_stat(r) for r in results)
+        ):
             self._failed("it answered something else")
-        for (key, _, _), result in zip(batch, results, strict=True):
-            if not (isinstance(result, str) or _is_stat(result)):
-                self._failed("it answered something else")
-            self._done.append((key, result))
+        self._done += [(key, result) for (key, _, _), result in zip(batch, results, strict=True)]
         self._sent.popleft()
 
     def _receive(self, deadline: float) -> object:
@@ -274,13 +295,12 @@ class Writer:
                         return marshal.loads(data)  # noqa: S302 - from its own helper
                     except (EOFError, ValueError, TypeError):
                         self._failed("it answered something else")
+            if not self._readable.select(_left(deadline)):
+                self._failed(f"it did not answer for {STALL:.0f} s")
             try:
-                readable = select.select([self._out], [], [], _left(deadline))[0]
-                chunk = os.read(self._out, 1 << 16) if readable else None
+                chunk = os.read(self._out, 1 << 16)
             except OSError as e:
                 self._failed(f"it stopped ({e.strerror or e})")
-            if chunk is None:
-                self._failed(f"it did not answer for {STALL:.0f} s")
             if not chunk:
                 self._failed("it stopped")
             self._buffer += chunk
@@ -307,6 +327,9 @@ class Writer:
             self._process.wait()
         with contextlib.suppress(OSError):
             self._process.stdout.close()  # type: ignore[union-attr]
+        for selector in ("_readable", "_writable"):
+            if hasattr(self, selector):
+                getattr(self, selector).close()
 
 
 def _left(deadline: float) -> float:

@@ -18,6 +18,7 @@ All-or-nothing and safe at any instant:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -290,6 +291,8 @@ class Stage:
         self._writer_after = staging.WRITER_AFTER if writer_after is None else writer_after
         self._writer: staging.Writer | None = None
         self._settled: dict[str, Stat] = {}
+        self._folder: tuple[int, int] | None = None  # the staging folder's device and inode
+        self._path_max = sys.maxsize  # longest path the helper may be handed, in bytes
         # Documents not staged because another one of this run stands in the way: the
         # render must report that clash; were it not to, commit refuses (assert_staged).
         self.unstaged: list[str] = []
@@ -317,15 +320,33 @@ class Stage:
         if current is None and not new:
             self._need_folders(os.path.dirname(target), document.path)
         self._staged += 1
+        if self._folder is None:
+            self._make_root(document.path)
         if self._writer is None and self._staged > self._writer_after:
             self._writer = self._start_writer()
         if self._writer is not None:
+            staged = manifest.local_path(self.root, document.path)
+            if len(os.fsencode(staged)) >= self._path_max:  # (the helper's path is shorter)
+                self._refuse(document.path, os.strerror(errno.ENAMETOOLONG))
             try:
                 self._writer.put(document.path, document.path, document.body)
             except staging.HelperGone as e:
                 self._write_here(e)
             return flag, None
         return flag, self._stage_here(document.path, document.body)
+
+    def _make_root(self, path: str) -> None:
+        """The staging folder, made by this run, and its identity: what is moved into the
+        tree must come from this very folder (assert_staged)."""
+        try:
+            os.mkdir(self.root)
+            info = os.lstat(self.root)
+        except OSError as e:
+            raise TreeError(
+                f"staging {path} in {self.out} failed ({e.strerror}); nothing was changed"
+            ) from None
+        self._folder = (info.st_dev, info.st_ino)
+        self._made.add(self.root)
 
     def settle(self) -> dict[str, Stat]:
         """Stat data of the bodies the helper staged since the last call, by tree path,
@@ -356,12 +377,11 @@ class Stage:
         return seen
 
     def _start_writer(self) -> staging.Writer | None:
-        if staging.available():
+        if staging.available() and self._folder is not None:
             try:
-                with contextlib.suppress(FileExistsError):  # (what is there is checked)
-                    os.mkdir(self.root)
-                return staging.Writer(self.root)
-            except OSError as e:  # no helper (a process limit, say): written here
+                self._path_max = os.pathconf(self.root, "PC_PATH_MAX")
+                return staging.Writer(self.root, self._folder)
+            except (OSError, ValueError) as e:  # no helper (a process limit, say)
                 log.info("staging in this process (no helper process: %s)", e)
         self._writer_after = sys.maxsize
         return None
@@ -407,6 +427,15 @@ class Stage:
         and the helper that wrote them has exited."""
         self.settle()
         self._stop_writer()
+        if self._folder is not None:
+            try:
+                info = os.lstat(self.root)
+            except OSError:
+                info = None
+            if info is None or (info.st_dev, info.st_ino) != self._folder:
+                raise TreeError(
+                    f"{self.root} was replaced while the render staged in it; nothing was changed"
+                )
         if self.unstaged:
             raise TreeError(
                 f"staging {self.unstaged[0]} in {self.out} failed (another document of this "
