@@ -45,7 +45,10 @@ CLASH = "clash"  # another body of this run stands where this one (or its folder
 WRITER_AFTER = 2_000  # bodies staged in the render's own process before a helper starts
 BATCH = 64  # bodies handed over at once, at most
 BATCH_BYTES = 1 << 20  # ... and bytes of them, past which a batch goes (memory stays flat)
-WINDOW = 2  # batches handed over and not answered yet, at most
+# Batches handed over and not answered yet, at most (2 and 4 were slower on 100,000
+# instances). Their answers (a few KB each) always fit in the pipe back, so the helper never
+# waits for the render to read while the render waits for it to read.
+WINDOW = 8
 STALL = 60.0  # seconds a helper may take to start, or to answer, before it counts as stuck
 READY = "ready"  # the helper's first word, with the identity of its folder (device, inode)
 _REMEMBERED_FOLDERS = 4096  # folders made, per process, at most (memory stays flat)
