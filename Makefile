@@ -43,7 +43,7 @@ bench-100k: $(TSTAMP)
 
 # A million issuers (tens of minutes; about 1 GB of fixture and output per place).
 bench-1m: $(TSTAMP)
-	BENCH_FLEET_INSTANCES=1000000 BENCH_ONLY=fleet $(PY) bench/run.py
+	BENCH_FLEET_INSTANCES=1000000 BENCH_ONLY=fleet BENCH_PLACES=disk $(PY) bench/run.py
 
 # The state index at 2,000,000 objects (a few minutes, several GB of memory).
 bench-state: $(TSTAMP)
