@@ -16,12 +16,17 @@ The helper must never write where a later render could see it. So:
 - it runs in its own session (Ctrl-C in a terminal reaches the render, not the helper) and is
   this very file run as a script by the same interpreter, isolated (`-I -S`: no site, no
   environment, nothing but the standard library), so no user code is imported or re-run;
+- it reports the identity (device, inode) of the folder it opened, which must be the one the
+  render made; before the commit the render checks that the staging folder is still that one
+  (tree.Stage), and it hands over no path longer than it could itself write (the commit
+  moves by full paths);
 - the render waits for it to exit before moving anything staged into the tree; one that
   stops answering (STALL seconds), dies or says anything unexpected is killed, waited for,
   and the render writes the bodies it had not confirmed itself: the helper costs speed at
   worst, never a wrong file.
-Only where `os.open` and `os.mkdir` take a folder descriptor (not Windows), and only past
-WRITER_AFTER bodies: starting an interpreter costs more than a small render writes.
+Only where `os.open` and `os.mkdir` take a folder descriptor (not Windows), SIGPIPE is
+ignored, and past WRITER_AFTER bodies: starting an interpreter costs more than a small
+render writes.
 """
 
 from __future__ import annotations
