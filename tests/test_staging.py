@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from .helpers import KEY_MAKERS, public_pem, write, write_config
 from .test_render_cache import _stale_stat_rows
 
 pytestmark = pytest.mark.skipif(not staging.available(), reason="no helper on this system")
+fcntl = pytest.importorskip("fcntl")  # (POSIX: where there is a helper)
 NOW = parse_instant("2026-12-01T00:00:00Z")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -583,3 +585,109 @@ def test_ctrl_c_while_the_helper_starts_stops_it(
     with pytest.raises(KeyboardInterrupt):
         staging.Writer(str(root), _identity(root))
     assert len(made) == 1 and made[0].returncode is not None
+
+
+@pytest.mark.parametrize("after", [0, 10**9])
+def test_a_staging_folder_replaced_just_before_the_move_is_refused(
+    tmp_path: Path, helper_from: object, monkeypatch: pytest.MonkeyPatch, after: int
+) -> None:
+    """Replaced after the check before the commit (while the journal is written): the
+    folder is looked at again just before its files move, the planted file stays out, and
+    the next render finishes the job."""
+    config = _config(tmp_path, 30)
+    out = tmp_path / "out"
+    render(config, out, NOW)
+    planted = tmp_path / "planted"
+    write(planted / "evil.example" / ".well-known" / "jwks.json", "planted")
+    helper_from(after)  # type: ignore[operator]
+    real = tree._write_journal
+
+    def write_journal(*args: Any) -> None:
+        real(*args)
+        root = out / tree.STAGING_NAME
+        os.rename(root, tmp_path / "moved")
+        os.symlink(planted, root)
+
+    monkeypatch.setattr(tree, "_write_journal", write_journal)
+    changed = _config(tmp_path, 30, version=2)
+    with pytest.raises(TreeError, match=r"staging was replaced .*render again to finish"):
+        render(changed, out, NOW)
+    assert not (out / "evil.example").exists()
+    monkeypatch.undo()
+    render(changed, out, NOW)
+    render(changed, tmp_path / "clean", NOW)
+    assert _tree(out) == _tree(tmp_path / "clean")
+    assert check(changed, out, NOW).changes.clean
+
+
+def test_a_staging_folder_made_again_is_not_taken_for_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removed and made again mid-render (ext4 hands a new folder the inode just freed): the
+    render holds its folder open, so the new one cannot have its identity."""
+    config = _config(tmp_path, 30)
+    out = tmp_path / "out"
+    render(config, out, NOW)
+    before = _tree(out)
+    real, count = tree.Stage.document, [0]
+
+    def document(self: tree.Stage, found: Document) -> tuple[int, object]:
+        count[0] += 1
+        if count[0] == 20:  # the same folders again, new inodes (the root's perhaps not)
+            shutil.copytree(self.root, tmp_path / "copy")
+            shutil.rmtree(self.root)
+            shutil.copytree(tmp_path / "copy", self.root)
+            write(Path(self.root) / "evil.example" / ".well-known" / "jwks.json", "planted")
+        return real(self, found)
+
+    monkeypatch.setattr(tree.Stage, "document", document)
+    with pytest.raises(TreeError, match=r"staging was replaced .*nothing was changed"):
+        render(_config(tmp_path, 30, version=2), out, NOW)
+    assert _tree(out) == before
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_pipes_of_one_page_do_not_stall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user past its pipe quota gets pipes of a page: the answers of the batches in flight
+    no longer fit the pipe back, and the render reads them while it waits to send."""
+    monkeypatch.setattr(staging, "STALL", 10.0)
+    root = tmp_path / "staging"
+    root.mkdir()
+    writer = staging.Writer(str(root), _identity(root))
+    for fd in (writer._in, writer._out):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)
+    start = time.monotonic()
+    try:
+        for i in range(staging.BATCH * staging.WINDOW * 3):
+            writer.put(str(i), f"host{i % 7}.example/tenants/{i:06d}/.well-known/jwks.json", b"{}")
+        results = writer.wait()
+    finally:
+        writer.close()
+    assert time.monotonic() - start < 5
+    assert writer._process.returncode == 0  # it was never taken for stuck
+    assert len(results) == staging.BATCH * staging.WINDOW * 3
+    assert all(isinstance(seen, tuple) for _, seen in results)
+
+
+def test_a_body_of_a_batch_or_more_is_written_by_the_render(tmp_path: Path) -> None:
+    """Through the helper it would be copied three times over: the render writes it, and
+    has its stat data at once."""
+    out = tmp_path / "out"
+    out.mkdir()
+    stage = tree.Stage(out, write=True, writer_after=0)
+    try:
+        big = Document(
+            "h.example/.well-known/jwks.json",
+            b" " * staging.BATCH_BYTES,
+            "application/jwk-set+json",
+            "",
+            "i",
+            KIND_JWKS,
+        )
+        assert stage.document(_document("a.example/.well-known/jwks.json")) == (1, None)
+        flag, seen = stage.document(big)
+        assert flag == 1 and seen is not None and seen[0] == staging.BATCH_BYTES
+        assert stage._writer is not None  # the helper is still there for the rest
+        assert list(stage.settle()) == ["a.example/.well-known/jwks.json"]
+    finally:
+        stage.discard()

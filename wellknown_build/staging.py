@@ -51,8 +51,8 @@ WRITER_AFTER = 2_000  # bodies staged in the render's own process before a helpe
 BATCH = 64  # bodies handed over at once, at most
 BATCH_BYTES = 1 << 20  # ... and bytes of them, past which a batch goes (memory stays flat)
 # Batches handed over and not answered yet, at most (2 and 4 were slower on 100,000
-# instances). Their answers (a few KB each) always fit in the pipe back, so the helper never
-# waits for the render to read while the render waits for it to read.
+# instances). A body of BATCH_BYTES or more is written by the render itself: through the
+# helper it would be copied three times over, for no gain.
 WINDOW = 8
 STALL = 60.0  # seconds a helper may take to start, or to answer, before it counts as stuck
 READY = "ready"  # the helper's first word, with the identity of its folder (device, inode)
@@ -222,8 +222,9 @@ class Writer:
             # (selectors, not select.select: a program with 1,024 files open has higher fds)
             self._readable = selectors.DefaultSelector()
             self._readable.register(self._out, selectors.EVENT_READ)
-            self._writable = selectors.DefaultSelector()
-            self._writable.register(self._in, selectors.EVENT_WRITE)
+            self._both = selectors.DefaultSelector()  # (while sending: see _send)
+            self._both.register(self._out, selectors.EVENT_READ)
+            self._both.register(self._in, selectors.EVENT_WRITE)
             self._buffer = bytearray()
             self._batch: list[tuple[str, str, bytes]] = []
             self._bytes = 0  # of the bodies in _batch
@@ -267,14 +268,22 @@ class Writer:
         for part in _frame([(path, body) for _, path, body in batch]):
             data = memoryview(part)
             while data:
-                if not self._writable.select(_left(deadline)):
+                events = self._both.select(_left(deadline))
+                if not events:
                     self._failed(f"it did not read for {STALL:.0f} s")
-                try:
-                    data = data[os.write(self._in, data) :]
-                except BlockingIOError:
-                    continue
-                except OSError as e:
-                    self._failed(f"it stopped ({e.strerror or e})")
+                for key, _ in events:
+                    if key.fd == self._out:
+                        # Its answers, read while waiting: a pipe back too small for them
+                        # (a user past its pipe quota gets a page or two) would have the
+                        # helper wait for the render while the render waits for it.
+                        self._read_some()
+                        continue
+                    try:
+                        data = data[os.write(self._in, data) :]
+                    except BlockingIOError:
+                        pass
+                    except OSError as e:
+                        self._failed(f"it stopped ({e.strerror or e})")
 
     def _collect(self) -> None:
         """The answer to the oldest batch handed over (believed whole or not at all)."""
@@ -305,13 +314,16 @@ class Writer:
                         self._failed("it answered something else")
             if not self._readable.select(_left(deadline)):
                 self._failed(f"it did not answer for {STALL:.0f} s")
-            try:
-                chunk = os.read(self._out, 1 << 16)
-            except OSError as e:
-                self._failed(f"it stopped ({e.strerror or e})")
-            if not chunk:
-                self._failed("it stopped")
-            self._buffer += chunk
+            self._read_some()
+
+    def _read_some(self) -> None:
+        try:
+            chunk = os.read(self._out, 1 << 16)
+        except OSError as e:
+            self._failed(f"it stopped ({e.strerror or e})")
+        if not chunk:
+            self._failed("it stopped")
+        self._buffer += chunk
 
     def _failed(self, reason: str) -> NoReturn:
         """Kill the helper, wait until it is gone, and hand back what it had not confirmed."""
@@ -335,7 +347,7 @@ class Writer:
             self._process.wait()
         with contextlib.suppress(OSError):
             self._process.stdout.close()  # type: ignore[union-attr]
-        for selector in ("_readable", "_writable"):
+        for selector in ("_readable", "_both"):
             if hasattr(self, selector):
                 getattr(self, selector).close()
 

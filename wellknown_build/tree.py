@@ -27,7 +27,7 @@ import shutil
 import sqlite3
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,6 +273,14 @@ def interrupted(out: Path) -> bool:
     return os.path.lexists(out / JOURNAL_NAME)
 
 
+# How the staging folder is held open (POSIX); Windows opens no folder with os.open.
+_FOLDER_FLAGS = (
+    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    if hasattr(os, "O_DIRECTORY") and hasattr(os, "O_NOFOLLOW")
+    else None
+)
+
+
 class Stage:
     """Compares each new document with the tree and, when writing, stages the body in
     `DIR/.wellknown-build.staging/` (a folder render alone uses): nothing visible changes
@@ -292,6 +300,7 @@ class Stage:
         self._writer: staging.Writer | None = None
         self._settled: dict[str, Stat] = {}
         self._folder: tuple[int, int] | None = None  # the staging folder's device and inode
+        self._folder_fd: int | None = None  # and the folder, open (POSIX)
         self._path_max = sys.maxsize  # longest path the helper may be handed, in bytes
         # Documents not staged because another one of this run stands in the way: the
         # render must report that clash; were it not to, commit refuses (assert_staged).
@@ -324,7 +333,7 @@ class Stage:
             self._make_root(document.path)
         if self._writer is None and self._staged > self._writer_after:
             self._writer = self._start_writer()
-        if self._writer is not None:
+        if self._writer is not None and len(document.body) < staging.BATCH_BYTES:
             staged = manifest.local_path(self.root, document.path)
             if len(os.fsencode(staged)) >= self._path_max:  # (the helper's path is shorter)
                 self._refuse(document.path, os.strerror(errno.ENAMETOOLONG))
@@ -340,13 +349,37 @@ class Stage:
         tree must come from this very folder (assert_staged)."""
         try:
             os.mkdir(self.root)
-            info = os.lstat(self.root)
+            if _FOLDER_FLAGS is not None:  # held open until the end: its inode is not reused
+                self._folder_fd = os.open(self.root, _FOLDER_FLAGS)
+                info = os.fstat(self._folder_fd)
+            else:
+                info = os.lstat(self.root)
         except OSError as e:
             raise TreeError(
                 f"staging {path} in {self.out} failed ({e.strerror}); nothing was changed"
             ) from None
         self._folder = (info.st_dev, info.st_ino)
         self._made.add(self.root)
+
+    def check_folder(self, then: str = "render again to finish") -> None:
+        """That the staging folder is still the one this render made (not another folder
+        or a link put in its place): checked before the commit, and again just before its
+        files are moved into the tree."""
+        if self._folder is None:
+            return
+        try:
+            info = os.lstat(self.root)
+        except OSError:
+            info = None
+        if info is None or (info.st_dev, info.st_ino) != self._folder:
+            raise TreeError(f"{self.root} was replaced while the render staged in it; {then}")
+
+    def close(self) -> None:
+        """The end of the render, committed or not."""
+        if self._folder_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._folder_fd)
+            self._folder_fd = None
 
     def settle(self) -> dict[str, Stat]:
         """Stat data of the bodies the helper staged since the last call, by tree path,
@@ -427,15 +460,7 @@ class Stage:
         and the helper that wrote them has exited."""
         self.settle()
         self._stop_writer()
-        if self._folder is not None:
-            try:
-                info = os.lstat(self.root)
-            except OSError:
-                info = None
-            if info is None or (info.st_dev, info.st_ino) != self._folder:
-                raise TreeError(
-                    f"{self.root} was replaced while the render staged in it; nothing was changed"
-                )
+        self.check_folder("nothing was changed")
         if self.unstaged:
             raise TreeError(
                 f"staging {self.unstaged[0]} in {self.out} failed (another document of this "
@@ -444,6 +469,7 @@ class Stage:
 
     def discard(self) -> None:
         self._stop_writer(kill=True)  # (gone before its folder goes)
+        self.close()
         if self.write:
             _remove_staging(self.out)
 
@@ -597,7 +623,13 @@ def _changes(out: Path, index: Index, journal: Journal | None, manifest_changed:
     )
 
 
-def commit(out: Path, index: Index, previous: Index | None, dirty: bool) -> Changes:
+def commit(
+    out: Path,
+    index: Index,
+    previous: Index | None,
+    dirty: bool,
+    check_staging: Callable[[], None] = lambda: None,
+) -> Changes:
     """Make the tree what the index says: staged bodies moved in, stale files removed, the
     manifest last; then the cache for the next render. The caller holds the lock."""
     journal = _journal(out)
@@ -607,7 +639,7 @@ def commit(out: Path, index: Index, previous: Index | None, dirty: bool) -> Chan
         previous.close()
     changes = _changes(out, index, journal, manifest_changed)
     if not changes.clean:
-        _apply(out, index, changes, journal, written)
+        _apply(out, index, changes, journal, written, check_staging)
     _remove_staging(out)
     if changes.clean and not dirty:
         index.discard()  # the cache there says the same
@@ -686,7 +718,12 @@ def _prune_emptied(inside: _Paths, paths: list[str], out: Path) -> None:
 
 
 def _apply(
-    out: Path, index: Index, changes: Changes, journal: Journal | None, manifest_file: str | None
+    out: Path,
+    index: Index,
+    changes: Changes,
+    journal: Journal | None,
+    manifest_file: str | None,
+    check_staging: Callable[[], None],
 ) -> None:
     old_temporaries = journal["temporaries"] if journal is not None else []
     _write_journal(
@@ -708,6 +745,7 @@ def _apply(
             _prune_emptied(inside, journal["paths"], out)
         renamed: list[str] = []
         if changes.created or changes.updated:
+            check_staging()  # (the journal stays: the next render finishes the job)
             _move(os.path.join(out, STAGING_NAME), str(out), renamed)
     except OSError as e:
         raise TreeError(

@@ -110,7 +110,7 @@ def _attempt(
             raise StrictError(str(config), outcome.warnings)
         if write:
             stage.assert_staged()
-            changes = tree.commit(out, index, outcome.previous, outcome.dirty)
+            changes = tree.commit(out, index, outcome.previous, outcome.dirty, stage.check_folder)
         else:
             changes = tree.check(out, index, outcome.previous, outcome.dirty)
     except sqlite3.Error as e:  # the cache being made: a full disk, say
@@ -122,6 +122,7 @@ def _attempt(
         index.discard()
         raise
     finally:
+        stage.close()
         if pipeline.previous is not None:
             pipeline.previous.close()
     if not write:
