@@ -61,6 +61,13 @@ _REMEMBERED_FOLDERS = 4096  # folders made, per process, at most (memory stays f
 # two processes of this same interpreter, over a pipe no one else holds).
 _HEADER = struct.Struct("<Q")
 _LARGEST = 1 << 30
+# How a staging folder is held open, by the helper and by the render (POSIX; None where a
+# folder cannot be opened with os.open, as on Windows).
+FOLDER_FLAGS = (
+    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    if hasattr(os, "O_DIRECTORY") and hasattr(os, "O_NOFOLLOW")
+    else None
+)
 
 
 def available() -> bool:
@@ -71,6 +78,7 @@ def available() -> bool:
     return (
         getattr(signal, "SIGPIPE", None) is not None
         and signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+        and FOLDER_FLAGS is not None
         and os.open in os.supports_dir_fd
         and os.mkdir in os.supports_dir_fd
         and os.stat in os.supports_dir_fd
@@ -159,7 +167,7 @@ def serve(root: str, parent: int) -> None:  # pragma: no cover - run in the help
     """The helper: batches of [tree path, body] in on stdin, a result per body out on
     stdout, until stdin ends or the render that started it is gone."""
     try:
-        folder_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        folder_fd = os.open(root, FOLDER_FLAGS or 0)  # (never 0: see available())
     except OSError:
         return
     made: set[str] = set()

@@ -273,14 +273,6 @@ def interrupted(out: Path) -> bool:
     return os.path.lexists(out / JOURNAL_NAME)
 
 
-# How the staging folder is held open (POSIX); Windows opens no folder with os.open.
-_FOLDER_FLAGS = (
-    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-    if hasattr(os, "O_DIRECTORY") and hasattr(os, "O_NOFOLLOW")
-    else None
-)
-
-
 class Stage:
     """Compares each new document with the tree and, when writing, stages the body in
     `DIR/.wellknown-build.staging/` (a folder render alone uses): nothing visible changes
@@ -302,6 +294,7 @@ class Stage:
         self._folder: tuple[int, int] | None = None  # the staging folder's device and inode
         self._folder_fd: int | None = None  # and the folder, open (POSIX)
         self._path_max = sys.maxsize  # longest path the helper may be handed, in bytes
+        self._root_bytes = 0  # of the staging folder's path and a separator
         # Documents not staged because another one of this run stands in the way: the
         # render must report that clash; were it not to, commit refuses (assert_staged).
         self.unstaged: list[str] = []
@@ -334,8 +327,9 @@ class Stage:
         if self._writer is None and self._staged > self._writer_after:
             self._writer = self._start_writer()
         if self._writer is not None and len(document.body) < staging.BATCH_BYTES:
-            staged = manifest.local_path(self.root, document.path)
-            if len(os.fsencode(staged)) >= self._path_max:  # (the helper's path is shorter)
+            # The staged path as this process would write it (local_path: root, "/", path),
+            # measured without making it: the helper's own path is shorter.
+            if self._root_bytes + len(os.fsencode(document.path)) >= self._path_max:
                 self._refuse(document.path, os.strerror(errno.ENAMETOOLONG))
             try:
                 self._writer.put(document.path, document.path, document.body)
@@ -349,8 +343,8 @@ class Stage:
         tree must come from this very folder (assert_staged)."""
         try:
             os.mkdir(self.root)
-            if _FOLDER_FLAGS is not None:  # held open until the end: its inode is not reused
-                self._folder_fd = os.open(self.root, _FOLDER_FLAGS)
+            if staging.FOLDER_FLAGS is not None:  # held open to the end: no reuse of its inode
+                self._folder_fd = os.open(self.root, staging.FOLDER_FLAGS)
                 info = os.fstat(self._folder_fd)
             else:
                 info = os.lstat(self.root)
@@ -413,6 +407,7 @@ class Stage:
         if staging.available() and self._folder is not None:
             try:
                 self._path_max = os.pathconf(self.root, "PC_PATH_MAX")
+                self._root_bytes = len(os.fsencode(self.root)) + 1
                 return staging.Writer(self.root, self._folder)
             except (OSError, ValueError) as e:  # no helper (a process limit, say)
                 log.info("staging in this process (no helper process: %s)", e)
