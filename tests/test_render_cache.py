@@ -168,6 +168,59 @@ def test_a_damaged_cache_costs_only_time(world: Path) -> None:
     assert check(world, out, parse_instant("2026-12-01T00:00:00Z")).changes.clean
 
 
+@pytest.mark.skipif(os.name != "posix", reason="SQLite's Unix path limit; POSIX long paths")
+def test_an_output_folder_too_deep_for_sqlite_renders_without_a_cache(
+    world: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite's Unix VFS opens no file past about 500 bytes of path: such a folder renders,
+    with a warning, its index in a temporary folder that goes, and no cache kept in it (an
+    old one there is removed: it would not match the new tree)."""
+    _rerender(world)
+    deep = world.parent.joinpath(*["d" * 100] * 5, "out")
+    deep.mkdir(parents=True)
+    shutil.copy(world.parent / "out" / CACHE_NAME, deep / CACHE_NAME)
+    scratch = world.parent / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    now = parse_instant("2026-12-01T00:00:00Z")
+    for written in (6, 0):
+        caplog.clear()
+        changes = render(world, deep, now).changes
+        assert (len(changes.created), changes.unchanged) == (written, 6 - written)
+        assert "longer than SQLite allows" in caplog.text
+        assert not (deep / CACHE_NAME).exists()
+        assert list(scratch.iterdir()) == []
+    assert _files(deep) == _files(world.parent / "out")
+    assert check(world, deep, now).changes.clean
+
+
+@pytest.mark.skipif(os.name != "posix", reason="`..` after a link is resolved by text on Windows")
+def test_an_output_path_through_a_link_and_dotdot_keeps_its_cache(
+    world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`link/../out` is the link target's sibling to the system; SQLite, given the text, made
+    the cache in `./out` instead, and the next render failed on that stray file."""
+    (world.parent / "a" / "b").mkdir(parents=True)
+    (world.parent / "cwd").mkdir()
+    (world.parent / "cwd" / "link").symlink_to(world.parent / "a" / "b")
+    monkeypatch.chdir(world.parent / "cwd")
+    now = parse_instant("2026-12-01T00:00:00Z")
+    render(world, Path("link/../out"), now)
+    assert (world.parent / "a" / "out" / CACHE_NAME).is_file()
+    assert not (world.parent / "cwd" / "out").exists()
+    loads = _loads(monkeypatch)
+    assert render(world, Path("link/../out"), now).changes.unchanged == 6
+    assert loads == []
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and p.name not in (LOCK_NAME, CACHE_NAME)
+    }
+
+
 def test_a_key_behind_a_swapped_symlink_is_seen(tmp_path: Path) -> None:
     """A Kubernetes secret volume rotates by swapping `..data`; key.pem's own link stays."""
     secret = tmp_path / "secret"

@@ -83,6 +83,14 @@ def stat_data(info: os.stat_result) -> Stat:
     return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
+def sqlite_name(path: str) -> str:
+    """`path` as SQLite is to be given it: absolute, and on POSIX with symbolic links resolved.
+    SQLite makes a name absolute by text, so `link/../out` would name `./out`, not the folder
+    the system opens (the link's parent's `out`). Windows resolves `..` by text itself; there
+    the path stays as given (a resolved mapped drive would be a UNC path, see read_only_uri)."""
+    return os.path.realpath(path) if os.name == "posix" else os.path.abspath(path)
+
+
 def read_only_uri(path: PurePath) -> str | None:
     """The SQLite URI that opens the absolute `path` read-only, or None where a URI cannot
     name it: a Windows UNC path (SQLite wants an empty authority). Made from the path as
@@ -147,9 +155,12 @@ def _gaps(ranges: list[tuple[int, int]]) -> Iterator[tuple[str, tuple[int, ...]]
 class Index:
     """One render's database: the previous render's (read-only) or the one being made."""
 
-    def __init__(self, connection: sqlite3.Connection, path: str | None = None) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, path: str | None = None, kept: bool = True
+    ) -> None:
         self.db = connection
         self.path = path  # the file being written; None in memory or when read-only
+        self.kept = kept  # save() keeps it for the next render (else only this run's)
         # Output files of a run that found everything as the last render left it: their rows
         # were not copied (the last cache stays), but they count as this run's.
         self.mirrored = 0
@@ -168,13 +179,14 @@ class Index:
             self.db.execute("BEGIN")
 
     @classmethod
-    def new(cls, path: str | None = None) -> Index:
-        """A fresh database at `path` (replaced if there), or in memory."""
+    def new(cls, path: str | None = None, kept: bool = True) -> Index:
+        """A fresh database at `path` (replaced if there), or in memory. `kept`: save() puts
+        it where the next render finds it (else it is this run's scratch only)."""
         if path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         # URIs on, for attach(): an absolute path never reads as one (`file:` would).
-        name = os.path.abspath(path) if path is not None else ":memory:"
+        name = sqlite_name(path) if path is not None else ":memory:"
         db = sqlite3.connect(name, isolation_level=None, uri=True)
         try:
             # A scratch file renamed into place at the end: no rollback journal is needed.
@@ -188,7 +200,7 @@ class Index:
         except sqlite3.Error:
             cls(db, path).discard()
             raise
-        return cls(db, path)
+        return cls(db, path, kept)
 
     @classmethod
     def previous(cls, out: Path, manifest_name: str) -> Index | None:
@@ -197,7 +209,7 @@ class Index:
         path = out / CACHE_NAME
         if not path.is_file() or path.is_symlink():
             return None
-        uri = read_only_uri(Path(os.path.abspath(path)))
+        uri = read_only_uri(Path(sqlite_name(str(path))))
         if uri is None:
             return None
         db: sqlite3.Connection | None = None
@@ -515,18 +527,22 @@ class Index:
 
     def save(self, final: Path) -> None:
         """Commit and rename over the last cache; a failure only costs the next render its
-        speed (the cache is then removed: an old one would not match the new tree)."""
+        speed (the cache is then removed: an old one would not match the new tree). One
+        that is not `kept` only removes the last cache."""
         assert self.path is not None
-        try:
-            self.db.execute("DELETE FROM folders")
-            self.db.execute("DELETE FROM owned")
-            self.db.execute("COMMIT")
-            self.db.close()
-            os.replace(self.path, final)
-        except (sqlite3.Error, OSError):
-            self.discard()
-            with contextlib.suppress(OSError):
-                os.unlink(final)
+        if self.kept:
+            try:
+                self.db.execute("DELETE FROM folders")
+                self.db.execute("DELETE FROM owned")
+                self.db.execute("COMMIT")
+                self.db.close()
+                os.replace(self.path, final)
+                return
+            except (sqlite3.Error, OSError):
+                pass
+        self.discard()
+        with contextlib.suppress(OSError):
+            os.unlink(final)
 
     def discard(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -14,17 +14,19 @@ import datetime as dt
 import logging
 import os
 import sqlite3
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import tree
 from ..build import Pipeline
-from ..cache import CACHE_NAME, Index
+from ..cache import CACHE_NAME, Index, sqlite_name
 from ..errors import Problem, StrictError, TreeError
 from ..lifecycle import Live
 
 log = logging.getLogger(__name__)
+LONG_PATH = 400  # bytes: a cache that SQLite cannot open at a path this long is kept nowhere
 Published = Mapping[str, Mapping[str, Live]]  # per instance, its kids in a bucket (--bucket)
 
 
@@ -98,10 +100,12 @@ def _attempt(
 ) -> RenderResult:
     stage = tree.Stage(out, write)
     scratch = str(out / (CACHE_NAME + ".wkb.tmp")) if write else None
+    elsewhere = contextlib.ExitStack()  # a scratch folder for a cache that cannot be in out
     try:
-        index = Index.new(scratch)
+        index = _new_index(scratch, elsewhere)
     except sqlite3.Error as e:
         stage.discard()
+        elsewhere.close()
         raise _cache_failed(scratch, e) from None
     pipeline = Pipeline(config, now, out, index, stage, published=published, cache=cache)
     try:
@@ -125,9 +129,30 @@ def _attempt(
         stage.close()
         if pipeline.previous is not None:
             pipeline.previous.close()
+        elsewhere.close()
     if not write:
         index.discard()
     return RenderResult(outcome.instances, outcome.warnings, changes)
+
+
+def _new_index(scratch: str | None, elsewhere: contextlib.ExitStack) -> Index:
+    """The index this render makes: at `scratch`, to become the cache (in memory without).
+    SQLite's Unix VFS refuses a file whose absolute path, links resolved, is past about 500
+    bytes (MAX_PATHNAME in os_unix.c: 512, less its journal's suffix); an output folder that
+    deep renders with the index in a temporary folder and keeps no cache, with a warning."""
+    try:
+        return Index.new(scratch)
+    except sqlite3.Error as e:
+        if scratch is None or len(os.fsencode(sqlite_name(scratch))) < LONG_PATH:
+            raise
+        log.warning(
+            "the render cache cannot be kept in %s (%s: its path is longer than SQLite "
+            "allows); rendering without it, so every render of this folder is a full one",
+            os.path.dirname(scratch),
+            e,
+        )
+    folder = elsewhere.enter_context(tempfile.TemporaryDirectory(prefix="wellknown-build-"))
+    return Index.new(os.path.join(folder, "index.sqlite"), kept=False)
 
 
 def _cache_failed(scratch: str | None, e: sqlite3.Error) -> TreeError:
