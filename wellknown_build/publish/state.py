@@ -282,19 +282,20 @@ def load(bucket: Bucket, prefix: str, pool: ThreadPoolExecutor, home: str | None
     state.shard_etags = {k: v.etag for k, v in listed.items()}
     names = [shard_name(home, state.shards, i) for i in range(state.shards)]
 
-    def read(index: int) -> tuple[dict[str, str], str | None]:
-        name = names[index]
-        if name not in listed:
-            return {}, None
-        got = bucket.get(name)
-        if got is None:
-            return {}, None
-        objects = _parse_shard(got[0], name, index, state.shards)
-        return _entries(objects, prefix), got[1]
+    def fetch(index: int) -> tuple[bytes, str] | None:
+        return bucket.get(names[index]) if names[index] in listed else None
 
+    # Fetched concurrently, parsed here as they come, in order: parsed in the fetching
+    # threads, they took turns at the GIL with this merge (1.25 s against 1.05 s for 2,000,000
+    # objects in memory).
     state.members = []
     cut = len(prefix)
-    for index, (objects, etag) in enumerate(pool.map(read, range(state.shards))):
+    for index, got in enumerate(pool.map(fetch, range(state.shards))):
+        objects: dict[str, str] = {}
+        etag = None
+        if got is not None:
+            objects = _entries(_parse_shard(got[0], names[index], index, state.shards), prefix)
+            etag = got[1]
         state.objects.update(objects)
         state.members.append([k[cut:] for k in objects] if cut else list(objects))
         if etag is not None:
