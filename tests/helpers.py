@@ -16,7 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from wellknown_build.cache import CACHE_NAME, SEAL_NAME
 from wellknown_build.commands.serve import REQUEST_TIMEOUT, PreviewServer
+from wellknown_build.tree import LOCK_NAME
 
 # The `run` fixture: the CLI invoked in the test's folder.
 Run = Callable[..., Result]
@@ -24,6 +26,8 @@ Run = Callable[..., Result]
 DATA = Path(__file__).parent / "data"
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = Path(__file__).parent.parent
+# Render's own files beside the tree: the lock, the cache and its seal.
+BOOKKEEPING = (LOCK_NAME, CACHE_NAME, SEAL_NAME)
 
 PEM = serialization.Encoding.PEM
 SPKI = serialization.PublicFormat.SubjectPublicKeyInfo

@@ -17,12 +17,12 @@ import filelock
 import pytest
 
 from wellknown_build import tree
-from wellknown_build.cache import CACHE_NAME
+from wellknown_build.cache import CACHE_NAME, SEAL_NAME
 from wellknown_build.commands.render import render
 from wellknown_build.errors import PublishError, TreeError
 from wellknown_build.publish.run import _Tree
 
-from .helpers import KEY_MAKERS, public_pem, write
+from .helpers import BOOKKEEPING, KEY_MAKERS, public_pem, write
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
@@ -78,7 +78,7 @@ def _config(folder: Path, version: int) -> Path:
 # Render's own bookkeeping, not part of the tree: the lock, the cache, and what a killed run
 # leaves while checking (the cache being made, the staging folder), which the next render
 # removes first and nothing else reads.
-_BOOKKEEPING = (tree.LOCK_NAME, CACHE_NAME, CACHE_NAME + ".wkb.tmp")
+_BOOKKEEPING = (*BOOKKEEPING, CACHE_NAME + ".wkb.tmp", SEAL_NAME + ".wkb.tmp")
 
 
 def _files(out: Path) -> dict[str, bytes]:
@@ -365,7 +365,7 @@ def _assert_read_right(out: Path, config: Path, clean: tuple[dict[str, bytes], l
     render(config, out)
     assert _layout(out) == clean
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == sorted(
-        [tree.LOCK_NAME, CACHE_NAME, ".wellknown-build.json"]
+        [*BOOKKEEPING, ".wellknown-build.json"]
     )
     assert check(config, out).changes.clean
 

@@ -20,12 +20,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wellknown_build import tree
-from wellknown_build.cache import CACHE_NAME
 from wellknown_build.cli import main
 from wellknown_build.manifest import MANIFEST_NAME
 
-from .helpers import KEY_MAKERS, public_pem, write
+from .helpers import BOOKKEEPING, KEY_MAKERS, public_pem, write
 
 FIELDS = [
     "id",
@@ -169,7 +167,7 @@ def _snapshot(out: Path) -> dict[str, tuple[bytes, int]]:
     return {
         str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns)
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name not in (tree.LOCK_NAME, CACHE_NAME)
+        if p.is_file() and p.name not in BOOKKEEPING
     }
 
 
@@ -217,7 +215,7 @@ def test_hostile_config_values(world: Path, field: str, hole: str, command: str)
         assert isinstance(result.exception, SystemExit), repr(result.exception)
     if result.exit_code == 0:
         for path in out.rglob("*"):
-            if path.is_file() and path.name not in (tree.LOCK_NAME, CACHE_NAME):  # SQLite
+            if path.is_file() and path.name not in BOOKKEEPING:  # SQLite
                 _strict_json(path.read_bytes())
         # restore the reference tree for the next example
         restore = CliRunner().invoke(

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from wellknown_build.cache import CACHE_NAME
 from wellknown_build.commands.render import render
-from wellknown_build.tree import LOCK_NAME
 
-from .helpers import GOLDEN, ROOT
+from .helpers import BOOKKEEPING, GOLDEN, ROOT
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -17,7 +15,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(folder)): p.read_bytes()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name not in (LOCK_NAME, CACHE_NAME)
+        if p.is_file() and p.name not in BOOKKEEPING
     }
 
 

@@ -5,6 +5,7 @@ the clock passing a not_after) rebuilds exactly the instances it touches."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
@@ -15,14 +16,15 @@ import pytest
 
 from wellknown_build import build as build_module
 from wellknown_build import config as config_module
-from wellknown_build.cache import CACHE_NAME, Index, stat_of
+from wellknown_build import tree as tree_module
+from wellknown_build.cache import CACHE_NAME, SEAL_NAME, Index, stat_of
 from wellknown_build.commands.render import check, render
 from wellknown_build.errors import ConfigError, TreeError
 from wellknown_build.timing import parse_instant
 from wellknown_build.tree import LOCK_NAME
 from wellknown_build.yamlload import load_yaml
 
-from .helpers import KEY_MAKERS, public_pem, write, write_config
+from .helpers import BOOKKEEPING, KEY_MAKERS, public_pem, write, write_config
 
 CONFIG = """
 defaults: {{cache_control: "public, max-age={age}"}}
@@ -168,6 +170,85 @@ def test_a_damaged_cache_costs_only_time(world: Path) -> None:
     assert check(world, out, parse_instant("2026-12-01T00:00:00Z")).changes.clean
 
 
+def _line_checks(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The results of each line-for-line comparison of the last cache with the manifest."""
+    seen: list[bool] = []
+    real = tree_module._mirrors
+
+    def counting(previous: Index, old: bytes | None) -> bool:
+        seen.append(real(previous, old))
+        return seen[-1]
+
+    monkeypatch.setattr(tree_module, "_mirrors", counting)
+    return seen
+
+
+def test_a_sealed_cache_is_not_compared_line_by_line(
+    world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seal holds the cache's stat data as the render that wrote it left it: then its
+    rows are that render's, which wrote the manifest from them. Without it, or with the cache
+    changed since, the rows are compared with the manifest line for line (as git trusts its
+    index by stat data)."""
+    _rerender(world)
+    out = world.parent / "out"
+    assert (out / SEAL_NAME).read_text() == json.dumps(stat_of(str(out / CACHE_NAME), follow=False))
+    checks = _line_checks(monkeypatch)
+    keys = world.parent / "keys"
+    write(keys / "a.pem", public_pem(KEY_MAKERS["p256"]()))
+    assert _rerender(world)[0] == ["a.example/.well-known/jwks.json"]
+    assert checks == []
+    (out / SEAL_NAME).unlink()
+    write(keys / "a.pem", public_pem(KEY_MAKERS["p256"]()))
+    assert _rerender(world)[0] == ["a.example/.well-known/jwks.json"]
+    assert checks == [True]
+    with contextlib.closing(sqlite3.connect(out / CACHE_NAME)) as db, db:
+        db.execute("INSERT INTO owned VALUES ('x')")  # written, and back as it was
+    with contextlib.closing(sqlite3.connect(out / CACHE_NAME)) as db, db:
+        db.execute("DELETE FROM owned")
+    write(keys / "a.pem", public_pem(KEY_MAKERS["p256"]()))
+    assert _rerender(world)[0] == ["a.example/.well-known/jwks.json"]
+    assert checks == [True, True]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link", "huge", "garbage", "old"])
+def test_a_seal_that_is_not_this_cache_s_is_not_trusted(
+    world: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    _rerender(world)
+    out = world.parent / "out"
+    seal = out / SEAL_NAME
+    right = seal.read_text()
+    seal.unlink()
+    if kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs")
+        os.mkfifo(seal)
+    elif kind == "folder":
+        seal.mkdir()
+    elif kind == "link":
+        write(out / "elsewhere", right)
+        try:
+            seal.symlink_to(out / "elsewhere")
+        except OSError:
+            pytest.skip("no symbolic links")
+    elif kind == "huge":
+        seal.write_text(right + " " * 10_000)
+    elif kind == "garbage":
+        seal.write_bytes(b"\xff\x00[")
+    else:  # a seal of an earlier cache: another inode and ctime
+        seal.write_text(right)
+        shutil.copyfile(out / CACHE_NAME, out / "copy")
+        os.replace(out / "copy", out / CACHE_NAME)
+    checks = _line_checks(monkeypatch)
+    write(world.parent / "keys" / "a.pem", public_pem(KEY_MAKERS["p256"]()))
+    assert _rerender(world)[0] == ["a.example/.well-known/jwks.json"]
+    assert checks == [True]
+    if kind in ("fifo", "folder", "link"):  # not replaced by render: not a file it wrote
+        return
+    assert seal.read_text() == json.dumps(stat_of(str(out / CACHE_NAME), follow=False))
+
+
 @pytest.mark.skipif(os.name != "posix", reason="SQLite's Unix path limit; POSIX long paths")
 def test_an_output_folder_too_deep_for_sqlite_renders_without_a_cache(
     world: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -217,7 +298,7 @@ def _files(out: Path) -> dict[str, bytes]:
     return {
         p.relative_to(out).as_posix(): p.read_bytes()
         for p in out.rglob("*")
-        if p.is_file() and p.name not in (LOCK_NAME, CACHE_NAME)
+        if p.is_file() and p.name not in BOOKKEEPING
     }
 
 
@@ -516,7 +597,7 @@ def test_a_last_cache_unreadable_when_stale_files_are_sought_costs_only_time(
     out = tmp_path / "out"
     render(config, out)
     _tenants(tmp_path, {**START, "4.yaml": ["f", "g2"]})
-    real, calls = Index.stale, []
+    real, calls = Index.stale_last, []
 
     def failing(self: Index) -> object:
         calls.append(self._own_last)
@@ -524,7 +605,7 @@ def test_a_last_cache_unreadable_when_stale_files_are_sought_costs_only_time(
             raise sqlite3.DatabaseError("database disk image is malformed")
         return real(self)
 
-    monkeypatch.setattr(Index, "stale", failing)
+    monkeypatch.setattr(Index, "stale_last", failing)
     changes = render(config, out).changes
     assert calls == [True, False]  # with the cache, then without it
     assert changes.created == (

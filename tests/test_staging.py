@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 
 from wellknown_build import staging, tree
-from wellknown_build.cache import CACHE_NAME
 from wellknown_build.commands.render import check, render
 from wellknown_build.documents import KIND_JWKS, Document
 from wellknown_build.errors import ConfigError, TreeError
 from wellknown_build.timing import parse_instant
 
-from .helpers import KEY_MAKERS, public_pem, write, write_config
+from .helpers import BOOKKEEPING, KEY_MAKERS, public_pem, write, write_config
 from .test_render_cache import _stale_stat_rows
 
 pytestmark = pytest.mark.skipif(not staging.available(), reason="no helper on this system")
@@ -57,7 +56,7 @@ def _tree(out: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(out)): p.read_bytes()
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name not in (tree.LOCK_NAME, CACHE_NAME)
+        if p.is_file() and p.name not in BOOKKEEPING
     }
 
 

@@ -23,14 +23,14 @@ import filelock
 import pytest
 
 from wellknown_build import staging, tree
-from wellknown_build.cache import CACHE_NAME, read_only_uri, stat_of
+from wellknown_build.cache import CACHE_NAME, SEAL_NAME, read_only_uri, stat_of
 from wellknown_build.commands.render import check, render
 from wellknown_build.documents import Document
 from wellknown_build.errors import PublishError, TreeError
 from wellknown_build.manifest import MANIFEST_NAME
 from wellknown_build.publish.run import _Tree
 
-from .helpers import KEY_MAKERS, public_pem, write
+from .helpers import BOOKKEEPING, KEY_MAKERS, public_pem, write
 
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="symbolic links, FIFOs, rlimits")
 SIX = [f"https://h{i % 3}.example/t{i}" for i in range(6)]
@@ -57,15 +57,12 @@ def world(tmp_path: Path) -> dict[str, Path]:
     return configs
 
 
-_BOOKKEEPING = (tree.LOCK_NAME, CACHE_NAME)
-
-
 def _tree(out: Path) -> dict[str, bytes]:
     """Every file and folder but the lock and the cache."""
     return {
         p.relative_to(out).as_posix(): (p.read_bytes() if p.is_file() else b"/")
         for p in sorted(out.rglob("*"))
-        if p.name not in _BOOKKEEPING
+        if p.name not in BOOKKEEPING
     }
 
 
@@ -128,6 +125,31 @@ def test_a_cache_that_claims_a_file_the_manifest_does_not_list_removes_nothing_o
     # (instance i5's row: its instance is rebuilt, so the run goes on to look for stale files)
     _edit_cache(out, "INSERT INTO files VALUES('keep.txt', 6, '{}', 1, 1, 1, 1, 0)")
     render(world[name], out)
+    _assert_sound(world, out, name)
+
+
+@pytest.mark.parametrize("name", ["all", "fewer"])
+def test_a_forged_seal_does_not_make_such_a_cache_remove_a_file(
+    world: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    """A sealed cache is not compared with the manifest line for line (cache.Index.sealed);
+    a forger can write the seal too. A file its rows name stale is still removed only if the
+    manifest lists it."""
+    out = _rendered(world, tmp_path)
+    planted = write(out / "h9.example" / ".well-known" / "jwks.json", '{"keys": []}')
+    line = '{"path":"h9.example/.well-known/jwks.json","size":12}'
+    _edit_cache(
+        out,
+        f"INSERT INTO files VALUES('{planted.relative_to(out).as_posix()}', 6, "
+        f"'{line}', 1, 1, 1, 1, 0)",
+    )
+    forged = json.dumps(stat_of(str(out / CACHE_NAME), follow=False))
+    write(out / SEAL_NAME, forged)
+    render(world[name], out)
+    assert planted.read_text() == '{"keys": []}'
+    planted.unlink()
+    planted.parent.rmdir()
+    planted.parent.parent.rmdir()
     _assert_sound(world, out, name)
 
 
@@ -523,8 +545,7 @@ def test_a_failing_re_render_leaves_every_byte_and_mtime(
     assert _snapshot(out) == before
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [
-            tree.LOCK_NAME,
-            CACHE_NAME,
+            *BOOKKEEPING,
             MANIFEST_NAME,
             "keep.txt",
             "h0.example",

@@ -334,3 +334,43 @@ def test_a_document_not_staged_is_never_committed_unreported(tmp_path: Path) -> 
     with pytest.raises(TreeError, match=r"staging h.example/x/.well-known/jwks.json .* in its way"):
         stage.assert_staged()
     stage.discard()
+
+
+_PATH = st.text(st.sampled_from('ab.-/é\\"\n'), min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    written=st.lists(st.tuples(_PATH, _PATH), max_size=6),
+    asked=st.lists(_PATH, max_size=6),
+)
+def test_listed_names_exactly_the_paths_of_the_manifest_s_entries(
+    tmp_path_factory: pytest.TempPathFactory,
+    written: list[tuple[str, str]],
+    asked: list[str],
+) -> None:
+    """manifest.listed() finds a path only as an entry's own path, however the manifest's
+    other values (instance names here) look: it is what a sealed cache's stale files are
+    checked against before anything is removed."""
+    out = tmp_path_factory.mktemp("listed")
+    entries = [
+        manifest.Entry(path, "0" * 64, 1, "application/json", "no-cache", instance, "jwks")
+        for path, instance in written
+    ]
+    (out / MANIFEST_NAME).write_bytes(manifest.Manifest(tuple(entries)).to_bytes())
+    queries = asked + [instance for _, instance in written] + [p for p, _ in written[:2]]
+    expected = {q for q in queries if any(path == q for path, _ in written)}
+    assert manifest.listed(out, queries) == expected
+
+
+def test_listed_skips_lines_longer_than_any_entry(tmp_path: Path) -> None:
+    path = "a.example/.well-known/jwks.json"
+    line = manifest.line(
+        manifest.Entry(path, "0" * 64, 1, "application/json", "no-cache", "a", "jwks")
+    )
+    b, c = (f"{host}.example/.well-known/jwks.json" for host in "bc")
+    long = f'    {{"path":"{b}",' + "x" * (2 << 20) + "\n"
+    cut = "x" * (1 << 20) + f'    {{"path":"{c}",}}\n'  # a line's second part looks like one
+    (tmp_path / MANIFEST_NAME).write_text(long + cut + "    " + line + "\n")
+    assert manifest.listed(tmp_path, [path, b, c]) == {path}
+    assert manifest.listed(tmp_path / "nowhere", [path]) == set()

@@ -32,7 +32,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
 
+from .files import read_regular
+
 CACHE_NAME = ".wellknown-build.cache"
+# The cache's stat data as the render that wrote it left it (seal(), Index.sealed()).
+SEAL_NAME = CACHE_NAME + ".seal"
 FORMAT = "4"
 # Part of every fingerprint: an upgrade rebuilds everything once.
 VERSION = f"4/{importlib.metadata.version('wellknown-build')}"
@@ -97,6 +101,25 @@ def read_only_uri(path: PurePath) -> str | None:
     given, not Path.resolve(), which on Windows turns a mapped drive into a UNC path."""
     uri = path.as_uri()  # file:///C:/... on Windows; `?` and `#` in names are escaped
     return f"{uri}?mode=ro" if uri.startswith("file:///") else None
+
+
+def seal(out: Path) -> None:
+    """Record the stat data of the cache a render has just saved in `out` (after the
+    manifest it goes with), for Index.sealed(). Only a hint: on any failure there is none,
+    and a seal left from before names another file's stat data (a new inode or ctime)."""
+    name = out / SEAL_NAME
+    scratch = out / (SEAL_NAME + ".wkb.tmp")
+    seen = stat_of(str(out / CACHE_NAME), follow=False)
+    try:
+        if seen is None:
+            raise FileNotFoundError(out / CACHE_NAME)
+        with open(scratch, "w", encoding="ascii") as handle:
+            handle.write(json.dumps(seen))
+        os.replace(scratch, name)
+    except OSError:
+        for stale in (scratch, name):
+            with contextlib.suppress(OSError):
+                os.unlink(stale)
 
 
 # The types are checked by SQLite: a row of the wrong types is left out, stat data of the
@@ -167,6 +190,8 @@ class Index:
         self.uri: str | None = None  # the last render's, read-only: what attach() opens
         self._own_last = False  # stale() reads the last cache's files as owned
         self._copied_last: list[tuple[int, int]] = []  # seq ranges copy_rows() copied
+        self.stat: Stat | None = None  # previous(): the file's stat data when opened
+        self.file: str | None = None  # previous(): the file
 
     def attach(self, last: Index) -> None:
         """The last render's cache, read-only, as `last` in this one's statements: rows are
@@ -213,6 +238,7 @@ class Index:
         if uri is None:
             return None
         db: sqlite3.Connection | None = None
+        before = stat_of(str(path), follow=False)
         try:
             db = sqlite3.connect(uri, uri=True)
             db.execute("PRAGMA query_only=ON")
@@ -235,7 +261,29 @@ class Index:
             return None
         found = cls(db)
         found.uri = uri
+        found.stat = before if before == stat_of(str(path), follow=False) else None
+        found.file = str(path)
         return found
+
+    def sealed(self, out: Path) -> bool:
+        """Whether this last cache is the very file a render left, by the seal it wrote
+        beside it (seal()): the cache's stat data then, as git trusts its index. That render
+        wrote the manifest from these rows, and previous() found that manifest's stat data
+        unchanged too, so the rows still mirror it without reading them all. The file must
+        be as it was when opened, too (rows copied since were read from it). Anything else at
+        SEAL_NAME (missing, another file's, not a file) says no: the rows are checked. (As
+        with git's index, a change within the same clock tick as the render's own last write,
+        keeping the size, would not show; only a process writing the cache while the render
+        that made it still held the lock could do that.)"""
+        if self.stat is None or self.file is None:
+            return False
+        if stat_of(self.file, follow=False) != self.stat:
+            return False
+        try:
+            found = read_regular(out / SEAL_NAME, 4096, follow=False)
+        except OSError:
+            return False
+        return found == json.dumps(self.stat).encode()
 
     # -- reading (both sides) ------------------------------------------------------------
 
@@ -345,9 +393,14 @@ class Index:
 
     def stale(self) -> Iterator[str]:
         """Paths the last render owned that this one does not write, in their order: the
-        last cache's files (own_last), then the rest of `owned`. Files of instances that
-        copy_rows() copied are written again under the same path: only the last cache's
-        rows between those seq ranges are looked at (by the seq index)."""
+        last cache's files (own_last), then the rest of `owned`."""
+        yield from self.stale_last()
+        yield from self.stale_owned()
+
+    def stale_last(self) -> Iterator[str]:
+        """The last cache's files (own_last) this render does not write. Files of instances
+        that copy_rows() copied are written again under the same path: only the last
+        cache's rows between those seq ranges are looked at (by the seq index)."""
         if self._own_last:
             anti = (
                 "SELECT path FROM last.files AS l WHERE {} AND typeof(path) = 'text' "
@@ -356,6 +409,9 @@ class Index:
             )
             for where, args in _gaps(self._copied_last):
                 yield from (p for (p,) in self._iter(anti.format(where), args))
+
+    def stale_owned(self) -> Iterator[str]:
+        """The other paths owned (add_owned) that this render does not write."""
         also = " AND path NOT IN (SELECT path FROM last.files)" if self._own_last else ""
         yield from (
             p

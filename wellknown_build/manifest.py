@@ -138,6 +138,32 @@ def chunks(batches: Iterable[Sequence[str]]) -> Iterator[bytes]:
     yield b"\n  ]\n}\n"
 
 
+def listed(out: Path, paths: Iterable[str]) -> set[str]:
+    """Those of `paths` that the manifest in `out` lists, read a line at a time as chunks()
+    writes it (a line per entry, its path first; a raw newline cannot be inside a JSON
+    string, so a match is an entry). Lines longer than any entry are skipped; an unreadable
+    manifest lists nothing."""
+    wanted = {f'    {{"path":{jsondoc.dumps_line(p)},'.encode(): p for p in paths}
+    found: set[str] = set()
+    if not wanted:
+        return found
+    try:
+        with open(out / MANIFEST_NAME, "rb") as handle:
+            whole = True  # `text` starts a line
+            while text := handle.readline(_LONGEST_LINE):
+                if whole and text.endswith(b"\n"):
+                    cut = text.find(b'",')
+                    if cut > 0 and (path := wanted.get(text[: cut + 2])) is not None:
+                        found.add(path)
+                whole = text.endswith(b"\n")
+    except OSError:
+        return set()
+    return found
+
+
+_LONGEST_LINE = 1 * MiB  # an entry's line is well under a kilobyte
+
+
 def entry_of_line(text: str) -> Entry | None:
     """A manifest line read back (from the render cache), checked like any entry."""
     try:

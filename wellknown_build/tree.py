@@ -34,7 +34,7 @@ from pathlib import Path
 import filelock
 
 from . import jsondoc, manifest, staging
-from .cache import CACHE_NAME, Index, Stat, stat_of
+from .cache import CACHE_NAME, Index, Stat, seal, stat_of
 from .documents import Document
 from .errors import TreeError
 from .files import DOCUMENT_LIMIT, InputFileError, read_regular
@@ -522,7 +522,7 @@ def _owned(
     cache the manifest is read), and what an interrupted run may have written."""
     if previous is not None:
         try:
-            if not _mirrors(previous, old):
+            if not (previous.sealed(out) or _mirrors(previous, old)):
                 raise sqlite3.DatabaseError("not the manifest's entries")
             index.own_last()  # (the render attached `previous`) checked when found stale
         except sqlite3.Error as e:
@@ -542,12 +542,19 @@ def _owned(
 
 
 def _stale(out: Path, index: Index) -> list[str]:
+    """Files the last render wrote that this one does not: of the last cache's files, only
+    those the manifest there lists too (a cache trusted by its seal was not compared with
+    the manifest line for line); then those of the journal, or of the manifest itself."""
     paths = _Paths(out)
     try:
-        found = list(index.stale())  # (reads the last cache: see Index.own_last)
+        last = list(index.stale_last())  # (reads the last cache: see Index.own_last)
+        owned = list(index.stale_owned())
     except sqlite3.Error as e:
         raise CacheMismatch(f"{out / CACHE_NAME} cannot be read ({e})") from None
-    return [p for p in found if manifest.is_document_path(p) and os.path.isfile(paths(p))]
+    if last:
+        known = manifest.listed(out, last)
+        last = [p for p in last if p in known]
+    return [p for p in [*last, *owned] if manifest.is_document_path(p) and os.path.isfile(paths(p))]
 
 
 def _new_manifest(index: Index, old: bytes | None, scratch: str | None) -> tuple[bool, str | None]:
@@ -654,6 +661,7 @@ def _save(out: Path, index: Index) -> None:
             os.unlink(out / CACHE_NAME)
         return
     index.save(out / CACHE_NAME)
+    seal(out)
 
 
 def _write_journal(out: Path, paths: Iterable[Iterable[str]], temporaries: list[str]) -> None:
