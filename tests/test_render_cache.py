@@ -545,6 +545,122 @@ def test_a_partly_mirrored_run_leaves_the_cache_a_full_render_makes(
     assert (out / CACHE_NAME).stat().st_mtime_ns == before.st_mtime_ns  # not rewritten
 
 
+def _move_hosts(folder: Path, moves: dict[str, str]) -> None:
+    """Give instances (by id) another issuer host, in place in their included files."""
+    for name in (folder / "tenants").glob("*.yaml"):
+        text = name.read_text()
+        for ident, host in moves.items():
+            text = text.replace(f"'https://{ident}.example'", f"'https://{host}.example'")
+        name.write_text(text)
+
+
+def _documents(*hosts: str) -> list[str]:
+    return sorted(
+        f"{h}.example/.well-known/{n}" for h in hosts for n in ("jwks.json", "openid-configuration")
+    )
+
+
+@pytest.mark.parametrize(
+    ("moves", "gone"),
+    [({"d": "d2"}, []), ({"a": "a2"}, []), ({"a": "a2", "e": "e2"}, []), ({"d": "d2"}, ["4.yaml"])],
+    ids=["middle", "first", "two", "and-the-last-file-gone"],
+)
+def test_instances_rebuilt_in_place_adopt_the_last_cache(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    moves: dict[str, str],
+    gone: list[str],
+) -> None:
+    """Instances rebuilt where they were (same id, same seq) while every other one is the
+    last render's: the new cache is a copy of the last one with their rows replaced
+    (Index.adopt: no row copied), row for row the cache of a render from scratch, and their
+    old files go."""
+    config = _tenants(tmp_path, START)
+    out = tmp_path / "out"
+    render(config, out)
+    after = {k: v for k, v in START.items() if k not in gone}
+    _tenants(tmp_path, after)
+    _move_hosts(tmp_path, moves)
+    copied: list[object] = []
+    monkeypatch.setattr(Index, "copy_rows", lambda self, *args: copied.append(args))
+    changes = render(config, out).changes
+    assert copied == []
+    assert "rendering without it" not in caplog.text
+    assert sorted(changes.created) == _documents(*moves.values())
+    assert sorted(changes.removed) == _documents(*moves, *(i for g in gone for i in START[g]))
+    monkeypatch.undo()
+    render(config, tmp_path / "fresh")
+    assert _rows(out) == _rows(tmp_path / "fresh")
+    assert _files(out) == _files(tmp_path / "fresh")
+    again = render(config, out).changes
+    assert again.clean and again.unchanged == 2 * sum(map(len, after.values()))
+
+
+def test_an_instance_rebuilt_in_place_then_one_that_moves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rebuilt in place first (a), then an instance added (c2): from there the rows are
+    copied, around a's, which are this run's (with the cache: not started over)."""
+    config = _tenants(tmp_path, START)
+    out = tmp_path / "out"
+    render(config, out)
+    _tenants(tmp_path, {**START, "2.yaml": ["c", "c2", "d"]})
+    _move_hosts(tmp_path, {"a": "a2"})
+    changes = render(config, out).changes
+    assert "rendering without it" not in caplog.text
+    assert sorted(changes.created) == _documents("a2", "c2")
+    assert sorted(changes.removed) == _documents("a")
+    render(config, tmp_path / "fresh")
+    assert _rows(out) == _rows(tmp_path / "fresh")
+    assert render(config, out).changes.clean
+
+
+def test_a_failed_adoption_copies_the_rows_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last cache cannot be copied (a full disk, say): the rows are copied one range at a
+    time, as before, around the one rebuilt in place; the same cache."""
+    config = _tenants(tmp_path, START)
+    out = tmp_path / "out"
+    render(config, out)
+    _move_hosts(tmp_path, {"d": "d2"})
+
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("wellknown_build.cache.shutil.copyfile", full)
+    copied: list[tuple[int, ...]] = []
+    real = Index.copy_rows
+
+    def counting(self: Index, first: int, last: int, offset: int) -> bool:
+        copied.append((first, last, offset))
+        return real(self, first, last, offset)
+
+    monkeypatch.setattr(Index, "copy_rows", counting)
+    render(config, out)
+    assert "rendering without it" not in caplog.text
+    assert copied == [(1, 3, 0), (5, 7, 0)]  # d is seq 4
+    assert not list(out.glob("*.adopt"))
+    monkeypatch.undo()
+    render(config, tmp_path / "fresh")
+    assert _rows(out) == _rows(tmp_path / "fresh")
+
+
+def test_an_instance_rebuilt_in_place_onto_a_kept_path_is_a_problem_as_in_a_full_render(
+    tmp_path: Path,
+) -> None:
+    config = _tenants(tmp_path, START)
+    out = tmp_path / "out"
+    render(config, out)
+    before = _files(out)
+    _move_hosts(tmp_path, {"d": "f"})  # f's files, in a file kept unread
+    expected = _problems(config, tmp_path / "fresh")
+    assert expected
+    assert _problems(config, out) == expected
+    assert _files(out) == before
+
+
 @pytest.mark.parametrize(
     "damage",
     [

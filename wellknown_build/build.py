@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from . import jsondoc, manifest, progress, relying_parties, tree
 from .cache import VERSION as CACHE_VERSION
-from .cache import Index, KeptInstance, Stat, stat_of
+from .cache import Index, KeptInstance, Stat, seq_ranges, stat_of
 from .config import Batch, Reader
 from .documents import KIND_DISCOVERY, Document, instance_documents
 from .errors import AlgError, ConfigError, KeyLoadError, Problem, TemplateError
@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOADED_KEYS = 1024  # key files kept loaded (and digests remembered) at once
 CHUNK = 500  # instances looked up in the last render's cache, and recorded, at once
+# Instances rebuilt in place that a run may have and still adopt the last cache (Index.adopt):
+# past that, copying the rows costs less than looking for stale files seq range by range.
+IN_PLACE = 1000
 _NOT_SETTINGS = ("instances", "include")  # top-level fields an included file does not read
 
 
@@ -480,11 +483,14 @@ class Pipeline:
         self._kept_file: tuple[str, list[KeptInstance], tuple[str, str, str, int]] | None
         self._kept_file = None
         self._files: KeyFiles | None = None
-        # Instances 1.._mirrored are the last render's, row for row, and not copied yet: a run
-        # that changes nothing copies nothing (the new cache is then dropped). The first
-        # instance that differs copies them (_materialize).
+        # Instances 1.._seq are the last render's, row for row, and not copied yet, but for
+        # those rebuilt in place (_rebuilt: at the seq they had, their rows recorded): a run
+        # that changes nothing copies nothing (the new cache is then dropped); one that only
+        # rebuilds in place becomes a copy of the last cache with those rows replaced
+        # (Index.adopt). The first instance that moves copies the rows (_materialize).
         self._mirroring = self.previous is not None and out is not None and kept is None
         self._mirrored = 0
+        self._rebuilt: list[int] = []
         self._copied = False  # rows copied from the last render (_copy)
         self._fresh: list[tuple[int, int]] = []  # seq ranges of rows recorded by _flush
 
@@ -545,16 +551,16 @@ class Pipeline:
                 shown.advance()
         if shown is not None:
             shown.close()
-        self._check_copies()
         if self.previous is not None and not self.dirty:
             self.dirty = self.previous.count("instances") != self._seq or self.previous.count(
                 "keys"
             ) != self.index.count("keys")
         self.dirty = self.dirty or files.hashed > 0
         if self._mirroring and self.dirty:  # the cache is replaced: it needs every row
-            self._materialize()
+            self._adopt()
         elif self._mirroring and self.previous is not None:
             self.index.mirrored = self.previous.count("files")
+        self._check_copies()
         if self.problems:  # in file order; a stable sort keeps each line's problems as found
             order = {name: i for i, name in enumerate(reader.names, 1)}
             self.problems.sort(key=lambda p: (order.get(p.file or "", 0), p.line or 0))
@@ -626,7 +632,11 @@ class Pipeline:
     def _record(self, instance: Instance, fingerprint: str | None, kids: str) -> int:
         """A new seq for the instance; its rows are recorded by _flush."""
         if self._mirroring:
-            self._materialize()
+            found = self._previous_rows.get(instance.id)
+            if found is not None and found[0] == self._seq + 1 and len(self._rebuilt) < IN_PLACE:
+                self._rebuilt.append(found[0])  # rebuilt in place: still mirroring
+            else:
+                self._materialize()
         self._seq += 1
         self._pending.append(_Rows(instance, self._seq, fingerprint, kids, []))
         return self._seq
@@ -640,9 +650,24 @@ class Pipeline:
         return True
 
     def _materialize(self) -> None:
-        """Copy the rows of the instances mirrored so far: from here on the run differs."""
+        """Copy the rows of the instances mirrored so far (not those rebuilt in place: their
+        rows are this run's): from here on the run differs."""
         self._mirroring = False
-        self._copy(1, self._mirrored, 0)
+        for first, last in seq_ranges(self._seq, self._rebuilt):
+            self._copy(first, last, 0)
+        self._rebuilt = []
+
+    def _adopt(self) -> None:
+        """At the end of a run that kept every instance where the last render had it: the
+        last cache with the rows of those rebuilt in place replaced, else every row copied.
+        (Checked against the rows built this run like copied ones: _check_copies.)"""
+        assert self.previous is not None
+        if self.index.adopt(self.previous, self._seq):
+            self._mirroring = False
+            self._copied = True
+            self._rebuilt = []
+        else:
+            self._materialize()
 
     def _copy(self, first: int, last: int, offset: int) -> None:
         """The last render's rows of instances first..last, at seq + offset (a kept file's,

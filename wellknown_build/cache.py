@@ -28,6 +28,7 @@ import importlib.metadata
 import itertools
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
@@ -156,6 +157,31 @@ def _stat(row: tuple[object, ...]) -> Stat | None:
     return None
 
 
+def _scratch(path: str | None) -> sqlite3.Connection:
+    """A connection to the database being made at `path` (in memory without), in a
+    transaction. URIs are on, for attach(): an absolute path never reads as one."""
+    db = sqlite3.connect(sqlite_name(path) if path else ":memory:", isolation_level=None, uri=True)
+    try:
+        # A scratch file renamed into place at the end: no rollback journal is needed.
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("BEGIN")
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
+
+
+def seq_ranges(count: int, skipped: list[int]) -> list[tuple[int, int]]:
+    """1..count without the sorted seqs `skipped`, as ranges."""
+    ranges, start = [], 1
+    for seq in [*skipped, count + 1]:
+        if start < seq:
+            ranges.append((start, seq - 1))
+        start = seq + 1
+    return ranges
+
+
 def _gaps(ranges: list[tuple[int, int]]) -> Iterator[tuple[str, tuple[int, ...]]]:
     """WHERE clauses on `seq` for everything outside the ranges, in ascending order (NULL,
     which SQLite sorts first, falls in the first; text, sorted after every number, in the
@@ -210,14 +236,8 @@ class Index:
         if path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        # URIs on, for attach(): an absolute path never reads as one (`file:` would).
-        name = sqlite_name(path) if path is not None else ":memory:"
-        db = sqlite3.connect(name, isolation_level=None, uri=True)
+        db = _scratch(path)
         try:
-            # A scratch file renamed into place at the end: no rollback journal is needed.
-            db.execute("PRAGMA journal_mode=OFF")
-            db.execute("PRAGMA synchronous=OFF")
-            db.execute("BEGIN")
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
@@ -497,6 +517,78 @@ class Index:
             for table in ("instances", "files", "folders"):
                 self.db.execute(f"DELETE FROM {table} WHERE seq >= ?", (first,))  # noqa: S608
         return not clash
+
+    def adopt(self, last: Index, count: int) -> bool:
+        """Become a copy of the last render's cache (attached) with this run's rows in place
+        of its rows of the same seqs, and none past `count`: for a run that found every
+        instance where the last render had it and rebuilt some in place, a copy of the file
+        and a few statements, where copy_rows() would insert every row again (a third of a
+        re-render with one tenant changed). The copy's rows are those copy_rows() would copy
+        (1..count, without this run's seqs), staged flags cleared; its other tables are this
+        run's. False, and this index as it was, when it is in memory, the last cache's file
+        is not the one opened (its stat data), a path of this run's rows is taken by a kept
+        row, or anything fails: the caller then copies the rows."""
+        if self.path is None or last.file is None or last.stat is None:
+            return False
+        copy = self.path + ".adopt"
+        rows = self._all("SELECT seq FROM instances ORDER BY seq", ())
+        fresh = [seq for (seq,) in rows if type(seq) is int and 1 <= seq <= count]
+        if len(fresh) != len(rows):
+            return False
+        try:
+            shutil.copyfile(last.file, copy)
+            if stat_of(last.file, follow=False) != last.stat:
+                raise OSError("the last cache changed")
+            self.db.execute("COMMIT")
+            self.db.execute("ATTACH DATABASE ? AS adopted", (sqlite_name(copy),))
+        except (OSError, sqlite3.Error):
+            self._drop_copy(copy)
+            return False
+        try:
+            self.db.execute("PRAGMA adopted.journal_mode=OFF")
+            self.db.execute("PRAGMA adopted.synchronous=OFF")
+            self.db.execute("BEGIN")
+            kept = (
+                "typeof(seq) = 'integer' AND seq BETWEEN 1 AND ? "
+                "AND seq NOT IN (SELECT seq FROM main.instances)"
+            )
+            for table in ("instances", "files"):
+                self.db.execute(f"DELETE FROM adopted.{table} WHERE NOT ({kept})", (count,))  # noqa: S608
+            self.db.execute("UPDATE adopted.files SET staged = 0 WHERE staged != 0")
+            self.db.execute("INSERT INTO adopted.instances SELECT * FROM main.instances")
+            self.db.execute("INSERT INTO adopted.files SELECT * FROM main.files ORDER BY rowid")
+            for table in ("meta", "keys", "folders", "owned", "sources"):
+                self.db.execute(f"DELETE FROM adopted.{table}")  # noqa: S608 - fixed names
+                self.db.execute(f"INSERT INTO adopted.{table} SELECT * FROM main.{table}")  # noqa: S608
+            self.db.execute("COMMIT")
+            self.db.execute("DETACH DATABASE adopted")
+        except sqlite3.Error:
+            self._drop_copy(copy)
+            return False
+        self.db.close()
+        try:
+            os.replace(copy, self.path)
+            adopted = True
+        except OSError:  # this index's file is as it was
+            with contextlib.suppress(OSError):
+                os.unlink(copy)
+            adopted = False
+        self.db = _scratch(self.path)
+        self.attach(last)
+        if adopted:
+            self._copied_last = seq_ranges(count, fresh)
+        return adopted
+
+    def _drop_copy(self, copy: str) -> None:
+        """After a failed adopt(): the copy gone, this index in a transaction again."""
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("COMMIT")
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("DETACH DATABASE adopted")
+        with contextlib.suppress(OSError):
+            os.unlink(copy)
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
 
     def copy_rows(self, first: int, last: int, offset: int) -> bool:
         """The last render's instances first..last (attach()) with their files, at seq +
