@@ -17,7 +17,7 @@ import filelock
 import pytest
 
 from wellknown_build import tree
-from wellknown_build.cache import CACHE_NAME, SEAL_NAME
+from wellknown_build.cache import ADOPTING, CACHE_NAME, SEAL_NAME
 from wellknown_build.commands.render import render
 from wellknown_build.errors import PublishError, TreeError
 from wellknown_build.publish.run import _Tree
@@ -282,6 +282,8 @@ _SMALL = {
         "d": "https://d.example",
         "e": "https://b.example/t/y",
     },
+    # a changes in place, b stays, c goes: the render adopts the last cache (Index.adopt)
+    3: {"a": "https://a.example", "b": "https://b.example/t/x"},
 }
 
 
@@ -324,8 +326,7 @@ def _steps(config: Path, runs: list[tuple[int, Path]]) -> dict[int, str]:
 def _versions_of(folder: Path) -> dict[str, set[bytes]]:
     """Every body a path has in either version: what a reader may see mid-render."""
     seen: dict[str, set[bytes]] = {}
-    for version in (1, 2):
-        reference = folder / f"small-reference{version}"
+    for reference in folder.glob("small-reference*"):
         for path, body in _files(reference).items():
             seen.setdefault(path, set()).add(body)
     return seen
@@ -405,3 +406,28 @@ def test_kill_9_at_every_step(tmp_path: Path, first: bool) -> None:
         removed = order["unlink c.example/.well-known/jwks.json"]
         assert journal < removed < order["rmdir c.example"] < new_host
         assert journal < order[f"replace {tree.STAGING_NAME}/b.example/t/y"] < manifest
+
+
+def test_kill_9_at_every_step_of_a_render_that_adopts_the_last_cache(tmp_path: Path) -> None:
+    """The same sweep over a re-render that copies the last cache and replaces one
+    instance's rows (a changed in place, c gone): a copy left by a kill goes with the next
+    render, which leaves the clean tree."""
+    write(tmp_path / "keys" / "k0.pem", public_pem(KEY_MAKERS["ed25519"]()))
+    v1, v3 = _small_config(tmp_path, 1), _small_config(tmp_path, 3)
+    for version, config in ((1, v1), (3, v3)):
+        render(config, tmp_path / f"small-reference{version}")
+    clean = _layout(tmp_path / "small-reference3")
+    probe = tmp_path / "probe"
+    render(v1, probe)
+    operations = int(_steps(v3, [(0, probe)])[0].split("=")[1])
+    runs = [(k, tmp_path / f"killed-{k}") for k in range(1, operations + 1)]
+    for _, out in runs:
+        render(v1, out)
+    steps = _steps(v3, runs)
+    for k, out in runs:
+        assert steps[k].startswith("killed at "), steps[k]
+        _assert_read_right(out, v3, clean)
+    order = {text.removeprefix("killed at "): k for k, text in sorted(steps.items(), reverse=True)}
+    adopting = f"{CACHE_NAME}.wkb.tmp{ADOPTING}"
+    assert order[f"open {adopting}"] < order[f"replace {adopting}"]
+    assert order[f"replace {adopting}"] < order["replace .wellknown-build.json.wkb.tmp"]

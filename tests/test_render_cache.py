@@ -17,7 +17,7 @@ import pytest
 from wellknown_build import build as build_module
 from wellknown_build import config as config_module
 from wellknown_build import tree as tree_module
-from wellknown_build.cache import CACHE_NAME, SEAL_NAME, Index, stat_of
+from wellknown_build.cache import ADOPTING, CACHE_NAME, SEAL_NAME, Index, stat_of
 from wellknown_build.commands.render import check, render
 from wellknown_build.errors import ConfigError, TreeError
 from wellknown_build.timing import parse_instant
@@ -645,6 +645,16 @@ def test_a_failed_adoption_copies_the_rows_instead(
     monkeypatch.undo()
     render(config, tmp_path / "fresh")
     assert _rows(out) == _rows(tmp_path / "fresh")
+
+
+def test_a_copy_left_by_a_killed_adoption_goes_with_the_next_render(tmp_path: Path) -> None:
+    config = _tenants(tmp_path, START)
+    out = tmp_path / "out"
+    render(config, out)
+    left = out / f"{CACHE_NAME}.wkb.tmp{ADOPTING}"
+    shutil.copyfile(out / CACHE_NAME, left)
+    assert render(config, out).changes.clean  # nothing to adopt: the copy goes all the same
+    assert not left.exists()
 
 
 def test_an_instance_rebuilt_in_place_onto_a_kept_path_is_a_problem_as_in_a_full_render(

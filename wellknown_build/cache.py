@@ -38,6 +38,7 @@ from .files import read_regular
 CACHE_NAME = ".wellknown-build.cache"
 # The cache's stat data as the render that wrote it left it (seal(), Index.sealed()).
 SEAL_NAME = CACHE_NAME + ".seal"
+ADOPTING = ".adopt"  # after the name of the index being made: its copy of the last cache
 FORMAT = "4"
 # Part of every fingerprint: an upgrade rebuilds everything once.
 VERSION = f"4/{importlib.metadata.version('wellknown-build')}"
@@ -234,8 +235,9 @@ class Index:
         """A fresh database at `path` (replaced if there), or in memory. `kept`: save() puts
         it where the next render finds it (else it is this run's scratch only)."""
         if path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            for stale in (path, path + ADOPTING):  # (the second: left by a killed adopt())
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
         db = _scratch(path)
         try:
             for statement in _SCHEMA:
@@ -530,7 +532,7 @@ class Index:
         row, or anything fails: the caller then copies the rows."""
         if self.path is None or last.file is None or last.stat is None:
             return False
-        copy = self.path + ".adopt"
+        copy = self.path + ADOPTING
         rows = self._all("SELECT seq FROM instances ORDER BY seq", ())
         fresh = [seq for (seq,) in rows if type(seq) is int and 1 <= seq <= count]
         if len(fresh) != len(rows):
