@@ -249,6 +249,38 @@ def test_a_seal_that_is_not_this_cache_s_is_not_trusted(
     assert seal.read_text() == json.dumps(stat_of(str(out / CACHE_NAME), follow=False))
 
 
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo", "folder"])
+def test_what_stands_at_the_seal_s_scratch_name_is_never_written_through(
+    world: Path, kind: str
+) -> None:
+    """A link there is not followed (the file it names stays as it was), a FIFO does not
+    hang the render, a folder costs the seal only."""
+    _rerender(world)
+    out = world.parent / "out"
+    victim = write(world.parent / "victim.txt", "precious")
+    scratch = out / (SEAL_NAME + ".wkb.tmp")
+    try:
+        if kind == "symlink":
+            scratch.symlink_to(victim)
+        elif kind == "hardlink":
+            os.link(victim, scratch)
+        elif kind == "fifo":
+            os.mkfifo(scratch)
+        else:
+            scratch.mkdir()
+    except (OSError, AttributeError, NotImplementedError):
+        pytest.skip(f"no {kind} here")
+    write(world.parent / "keys" / "a.pem", public_pem(KEY_MAKERS["p256"]()))
+    assert _rerender(world)[0] == ["a.example/.well-known/jwks.json"]
+    assert victim.read_text() == "precious"
+    assert not (out / SEAL_NAME).is_symlink()
+    if kind != "folder":
+        assert not scratch.exists()
+        assert (out / SEAL_NAME).read_text() == json.dumps(
+            stat_of(str(out / CACHE_NAME), follow=False)
+        )
+
+
 @pytest.mark.skipif(os.name != "posix", reason="SQLite's Unix path limit; POSIX long paths")
 def test_an_output_folder_too_deep_for_sqlite_renders_without_a_cache(
     world: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture

@@ -23,7 +23,7 @@ import filelock
 import pytest
 
 from wellknown_build import staging, tree
-from wellknown_build.cache import CACHE_NAME, SEAL_NAME, read_only_uri, stat_of
+from wellknown_build.cache import ADOPTING, CACHE_NAME, SEAL_NAME, read_only_uri, stat_of
 from wellknown_build.commands.render import check, render
 from wellknown_build.documents import Document
 from wellknown_build.errors import PublishError, TreeError
@@ -252,6 +252,36 @@ def test_hostile_rows_in_a_well_formed_cache(
     _assert_sound(world, out, name)
     assert (outside / "victim").read_text() == "outside"
     assert (tmp_path / "victim").read_text() == "beside out"
+
+
+@POSIX
+def test_a_fifo_for_a_manifest_hangs_neither_render_nor_check(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """(The manifest's digest was read with open(): a FIFO there blocked both for ever.)"""
+    out = _rendered(world, tmp_path)
+    os.unlink(out / MANIFEST_NAME)
+    os.mkfifo(out / MANIFEST_NAME)
+    command = [sys.executable, "-m", "wellknown_build", "-q", "render", str(world["fewer"])]
+    for extra in (["--check"], []):
+        done = subprocess.run(
+            [*command, *extra, "--out", str(out)], capture_output=True, timeout=120, check=False
+        )
+        assert done.returncode == (1 if extra else 0), done.stderr
+    assert (out / MANIFEST_NAME).is_file()
+    assert check(world["fewer"], out).changes.clean
+
+
+@pytest.mark.parametrize("name", [f"{CACHE_NAME}.wkb.tmp", f"{CACHE_NAME}.wkb.tmp{ADOPTING}"])
+def test_a_folder_where_the_cache_is_made_is_a_clear_error(
+    world: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    out = _rendered(world, tmp_path)
+    write(out / name / "x", "x")
+    before = _snapshot(out)
+    with pytest.raises(TreeError, match=r"writing the render cache .* failed"):
+        render(world["fewer"], out)
+    assert _snapshot(out) == before
 
 
 def _random(out: Path) -> None:

@@ -27,6 +27,7 @@ import contextlib
 import importlib.metadata
 import itertools
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -35,6 +36,8 @@ from pathlib import Path, PurePath
 
 from .files import read_regular
 
+log = logging.getLogger(__name__)
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 CACHE_NAME = ".wellknown-build.cache"
 # The cache's stat data as the render that wrote it left it (seal(), Index.sealed()).
 SEAL_NAME = CACHE_NAME + ".seal"
@@ -112,13 +115,25 @@ def seal(out: Path) -> None:
     name = out / SEAL_NAME
     scratch = out / (SEAL_NAME + ".wkb.tmp")
     seen = stat_of(str(out / CACHE_NAME), follow=False)
+    if seen is None:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        return
     try:
-        if seen is None:
-            raise FileNotFoundError(out / CACHE_NAME)
-        with open(scratch, "w", encoding="ascii") as handle:
-            handle.write(json.dumps(seen))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)  # left by a kill, or planted: a link there is never written through
+        # (O_EXCL: a new file, never one that is there by now, a FIFO or a link)
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(json.dumps(seen).encode())
         os.replace(scratch, name)
-    except OSError:
+    except OSError as e:
+        log.warning(
+            "cannot write %s (%s): the next render compares the cache with the manifest line "
+            "by line",
+            name,
+            e.strerror or e,
+        )
         for stale in (scratch, name):
             with contextlib.suppress(OSError):
                 os.unlink(stale)

@@ -40,6 +40,32 @@ def read_regular(path: str | os.PathLike[str], limit: int, *, follow: bool = Tru
     Raises FileNotFoundError if it does not exist and InputFileError for anything else that
     goes wrong (a folder, a device, a FIFO, too large, unreadable), with a reason to show."""
     name = os.fspath(path)
+    fd = open_regular(name, limit, follow=follow)
+    try:
+        chunks: list[bytes] = []
+        total = 0
+        while True:  # the file may grow while it is read: the limit holds anyway
+            chunk = os.read(fd, min(limit + 1 - total, 4 * MiB) or 1)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise InputFileError(name, f"is larger than {_size(limit)}")
+        return b"".join(chunks)
+    except InputFileError:
+        raise
+    except OSError as e:
+        raise InputFileError(name, f"cannot be read ({e.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def open_regular(path: str | os.PathLike[str], limit: int, *, follow: bool = True) -> int:
+    """A descriptor open for reading on a regular file of at most `limit` bytes, as
+    read_regular() checks it (never blocking on a FIFO); the caller closes it. Raises as
+    read_regular() does."""
+    name = os.fspath(path)
     flags = os.O_RDONLY | _NONBLOCK | _BINARY
     if not follow:
         if not _NOFOLLOW and os.path.islink(name):
@@ -65,23 +91,10 @@ def read_regular(path: str | os.PathLike[str], limit: int, *, follow: bool = Tru
             raise InputFileError(name, "is not a regular file (a device, FIFO or socket)")
         if info.st_size > limit:
             raise InputFileError(name, f"is larger than {_size(limit)}")
-        chunks: list[bytes] = []
-        total = 0
-        while True:  # the file may grow while it is read: the limit holds anyway
-            chunk = os.read(fd, min(limit + 1 - total, 4 * MiB) or 1)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > limit:
-                raise InputFileError(name, f"is larger than {_size(limit)}")
-        return b"".join(chunks)
-    except InputFileError:
-        raise
-    except OSError as e:
-        raise InputFileError(name, f"cannot be read ({e.strerror})") from None
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def _size(limit: int) -> str:

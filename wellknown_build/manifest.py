@@ -16,7 +16,7 @@ from pathlib import Path
 from . import jsondoc
 from .documents import KIND_DISCOVERY, KIND_JWKS, KIND_OAUTH, Document
 from .errors import TreeError, shown
-from .files import InputFileError, MiB, read_regular
+from .files import InputFileError, MiB, open_regular, read_regular
 from .model import Rotation
 from .timing import iso, parse_instant
 
@@ -141,17 +141,17 @@ def chunks(batches: Iterable[Sequence[str]]) -> Iterator[bytes]:
 def listed(out: Path, paths: Iterable[str]) -> set[str]:
     """Those of `paths` that the manifest in `out` lists, read a line at a time as chunks()
     writes it (a line per entry, its path first; a raw newline cannot be inside a JSON
-    string, so a match is an entry). Lines longer than any entry are skipped; an unreadable
-    manifest lists nothing."""
+    string, so a match is an entry); an unreadable manifest lists nothing."""
     wanted = {f'    {{"path":{jsondoc.dumps_line(p)},'.encode(): p for p in paths}
     found: set[str] = set()
     if not wanted:
         return found
     try:
-        with open(out / MANIFEST_NAME, "rb") as handle:
+        fd = open_regular(out / MANIFEST_NAME, MANIFEST_LIMIT, follow=False)
+        with os.fdopen(fd, "rb") as handle:
             whole = True  # `text` starts a line
-            while text := handle.readline(_LONGEST_LINE):
-                if whole and text.endswith(b"\n"):
+            while text := handle.readline(_PIECE):
+                if whole:  # (an entry's path comes first: a kid can make its line long)
                     cut = text.find(b'",')
                     if cut > 0 and (path := wanted.get(text[: cut + 2])) is not None:
                         found.add(path)
@@ -161,7 +161,7 @@ def listed(out: Path, paths: Iterable[str]) -> set[str]:
     return found
 
 
-_LONGEST_LINE = 1 * MiB  # an entry's line is well under a kilobyte
+_PIECE = 1 * MiB  # of a line read at once: its start names the entry's path
 
 
 def entry_of_line(text: str) -> Entry | None:

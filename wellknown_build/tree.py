@@ -34,10 +34,10 @@ from pathlib import Path
 import filelock
 
 from . import jsondoc, manifest, staging
-from .cache import CACHE_NAME, Index, Stat, seal, stat_of
+from .cache import CACHE_NAME, SEAL_NAME, Index, Stat, seal, stat_of
 from .documents import Document
 from .errors import TreeError
-from .files import DOCUMENT_LIMIT, InputFileError, read_regular
+from .files import DOCUMENT_LIMIT, InputFileError, open_regular, read_regular
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = ".wellknown-build.journal"
@@ -471,8 +471,8 @@ class Stage:
 
 def _remove_staging(out: Path) -> None:
     """The staging folder, and the scratch files a killed run may have left beside the
-    manifest and the journal (fixed names, written only under the lock)."""
-    for name in (manifest.MANIFEST_NAME, JOURNAL_NAME):
+    manifest, the journal and the cache's seal (fixed names, written only under the lock)."""
+    for name in (manifest.MANIFEST_NAME, JOURNAL_NAME, SEAL_NAME):
         with contextlib.suppress(OSError):
             os.unlink(out / (name + _TEMPORARY))
     staging = out / STAGING_NAME
@@ -490,8 +490,8 @@ class CacheMismatch(TreeError):
 def _digest(path: Path) -> bytes | None:
     """SHA-256 of a file read in blocks (a million issuers' manifest is 500 MB), or None."""
     digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
+    try:  # (a FIFO there must not hang the render: read as a regular file only)
+        with os.fdopen(open_regular(path, 1 << 62, follow=False), "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     except OSError:

@@ -26,7 +26,9 @@ from ..errors import Problem, StrictError, TreeError
 from ..lifecycle import Live
 
 log = logging.getLogger(__name__)
-LONG_PATH = 400  # bytes: a cache that SQLite cannot open at a path this long is kept nowhere
+# A cache SQLite cannot open at a path this long is kept nowhere (bytes; Windows' SQLite
+# stops at MAX_PATH, 260 characters).
+LONG_PATH = 200 if os.name == "nt" else 400
 Published = Mapping[str, Mapping[str, Live]]  # per instance, its kids in a bucket (--bucket)
 
 
@@ -103,7 +105,7 @@ def _attempt(
     elsewhere = contextlib.ExitStack()  # a scratch folder for a cache that cannot be in out
     try:
         index = _new_index(scratch, elsewhere)
-    except sqlite3.Error as e:
+    except (sqlite3.Error, OSError) as e:  # OSError: a folder where its scratch goes, say
         stage.discard()
         elsewhere.close()
         raise _cache_failed(scratch, e) from None
@@ -143,7 +145,9 @@ def _new_index(scratch: str | None, elsewhere: contextlib.ExitStack) -> Index:
     try:
         return Index.new(scratch)
     except sqlite3.Error as e:
-        if scratch is None or len(os.fsencode(sqlite_name(scratch))) < LONG_PATH:
+        if scratch is None or "unable to open" not in str(e):  # (SQLITE_CANTOPEN's words)
+            raise
+        if len(os.fsencode(sqlite_name(scratch))) < LONG_PATH:
             raise
         log.warning(
             "the render cache cannot be kept in %s (%s: its path is longer than SQLite "
@@ -155,9 +159,10 @@ def _new_index(scratch: str | None, elsewhere: contextlib.ExitStack) -> Index:
     return Index.new(os.path.join(folder, "index.sqlite"), kept=False)
 
 
-def _cache_failed(scratch: str | None, e: sqlite3.Error) -> TreeError:
+def _cache_failed(scratch: str | None, e: sqlite3.Error | OSError) -> TreeError:
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else e
     return TreeError(
-        f"writing the render cache {scratch or 'in memory'} failed ({e}); nothing was changed"
+        f"writing the render cache {scratch or 'in memory'} failed ({reason}); nothing was changed"
     )
 
 
