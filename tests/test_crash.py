@@ -284,6 +284,8 @@ _SMALL = {
     },
     # a changes in place, b stays, c goes: the render adopts the last cache (Index.adopt)
     3: {"a": "https://a.example", "b": "https://b.example/t/x"},
+    # a changes in place, b and c stay: the manifest is patched too (manifest.patch)
+    4: {"a": "https://a.example", "b": "https://b.example/t/x", "c": "https://c.example"},
 }
 
 
@@ -408,15 +410,18 @@ def test_kill_9_at_every_step(tmp_path: Path, first: bool) -> None:
         assert journal < order[f"replace {tree.STAGING_NAME}/b.example/t/y"] < manifest
 
 
-def test_kill_9_at_every_step_of_a_render_that_adopts_the_last_cache(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [3, 4], ids=["one-gone", "manifest-patched"])
+def test_kill_9_at_every_step_of_a_render_that_adopts_the_last_cache(
+    tmp_path: Path, version: int
+) -> None:
     """The same sweep over a re-render that copies the last cache and replaces one
-    instance's rows (a changed in place, c gone): a copy left by a kill goes with the next
-    render, which leaves the clean tree."""
+    instance's rows (a changed in place; c gone, or c kept and the manifest patched): a copy
+    left by a kill goes with the next render, which leaves the clean tree."""
     write(tmp_path / "keys" / "k0.pem", public_pem(KEY_MAKERS["ed25519"]()))
-    v1, v3 = _small_config(tmp_path, 1), _small_config(tmp_path, 3)
-    for version, config in ((1, v1), (3, v3)):
-        render(config, tmp_path / f"small-reference{version}")
-    clean = _layout(tmp_path / "small-reference3")
+    v1, v3 = _small_config(tmp_path, 1), _small_config(tmp_path, version)
+    for number, config in ((1, v1), (version, v3)):
+        render(config, tmp_path / f"small-reference{number}")
+    clean = _layout(tmp_path / f"small-reference{version}")
     probe = tmp_path / "probe"
     render(v1, probe)
     operations = int(_steps(v3, [(0, probe)])[0].split("=")[1])

@@ -16,6 +16,7 @@ import pytest
 
 from wellknown_build import build as build_module
 from wellknown_build import config as config_module
+from wellknown_build import manifest as manifest_module
 from wellknown_build import tree as tree_module
 from wellknown_build.cache import ADOPTING, CACHE_NAME, SEAL_NAME, Index, stat_of
 from wellknown_build.commands.render import check, render
@@ -607,7 +608,8 @@ def test_instances_rebuilt_in_place_adopt_the_last_cache(
     """Instances rebuilt where they were (same id, same seq) while every other one is the
     last render's: the new cache is a copy of the last one with their rows replaced
     (Index.adopt: no row copied), row for row the cache of a render from scratch, and their
-    old files go."""
+    old files go. The manifest is the last one with their lines replaced (manifest.patch),
+    byte for byte a render from scratch's; not when instances are gone from the end."""
     config = _tenants(tmp_path, START)
     out = tmp_path / "out"
     render(config, out)
@@ -616,8 +618,14 @@ def test_instances_rebuilt_in_place_adopt_the_last_cache(
     _move_hosts(tmp_path, moves)
     copied: list[object] = []
     monkeypatch.setattr(Index, "copy_rows", lambda self, *args: copied.append(args))
+    patched: list[bool | None] = []
+    real_patch = manifest_module.patch
+    monkeypatch.setattr(
+        manifest_module, "patch", lambda *args: patched.append(real_patch(*args)) or patched[-1]
+    )
     changes = render(config, out).changes
     assert copied == []
+    assert patched == ([] if gone else [True])
     assert "rendering without it" not in caplog.text
     assert sorted(changes.created) == _documents(*moves.values())
     assert sorted(changes.removed) == _documents(*moves, *(i for g in gone for i in START[g]))

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wellknown_build import manifest, staging, tree
-from wellknown_build.cache import CACHE_NAME, Stat
+from wellknown_build.cache import CACHE_NAME, Stat, stat_of
 from wellknown_build.commands.render import check, render
 from wellknown_build.errors import ConfigError, TreeError
 from wellknown_build.manifest import MANIFEST_NAME
@@ -376,3 +376,80 @@ def test_listed_reads_a_long_line_by_its_start_only(tmp_path: Path) -> None:
     (tmp_path / MANIFEST_NAME).write_text(long + cut + "    " + line + "\n")
     assert manifest.listed(tmp_path, [path, b, c]) == {path, b}
     assert manifest.listed(tmp_path / "nowhere", [path]) == set()
+
+
+def _entry_line(path: str, instance: str) -> str:
+    return manifest.line(
+        manifest.Entry(path, "0" * 64, 1, "application/json", "no-cache", instance, "jwks")
+    )
+
+
+_LINE = st.tuples(_PATH, _PATH).map(lambda t: _entry_line(*t))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    lines=st.lists(_LINE, min_size=1, max_size=12, unique=True),
+    piece=st.sampled_from([1, 7, 64, 1 << 20]),
+)
+def test_a_patched_manifest_is_the_manifest_written_whole(
+    tmp_path_factory: pytest.TempPathFactory,
+    data: st.DataObject,
+    lines: list[str],
+    piece: int,
+) -> None:
+    """manifest.patch() (the last manifest with the lines of instances rebuilt in place
+    replaced) gives the bytes chunks() writes for the new lines, read in pieces of any size,
+    whatever the other lines hold (here: other lines' text, quoted in their values)."""
+    folder = tmp_path_factory.mktemp("patch")
+    lines = [*lines, *(_entry_line(f"q{i}", line) for i, line in enumerate(lines[:2]))]
+    cuts = sorted(data.draw(st.sets(st.integers(0, len(lines)), min_size=2, max_size=6)))
+    runs = [(a, b) for a, b in itertools.pairwise(cuts)][::2]  # disjoint, in order
+    blocks, new_lines, at = [], [], 0
+    for first, end in runs:
+        new = data.draw(st.lists(_LINE, min_size=1, max_size=3))
+        blocks.append((lines[first:end], new))
+        new_lines += [*lines[at:first], *new]
+        at = end
+    new_lines += lines[at:]
+    source = folder / MANIFEST_NAME
+    source.write_bytes(b"".join(manifest.chunks([lines])))
+    seen = stat_of(str(source), follow=False)
+    assert seen is not None
+    target = str(folder / "new")
+    old_piece = manifest._PIECE
+    manifest._PIECE = piece
+    try:
+        changed = manifest.patch(source, seen, target, blocks)
+    finally:
+        manifest._PIECE = old_piece
+    assert changed == (new_lines != lines)
+    assert Path(target).read_bytes() == b"".join(manifest.chunks([new_lines]))
+
+
+def test_a_manifest_is_patched_only_where_its_lines_are_found_in_order(tmp_path: Path) -> None:
+    """A block's lines not in the file (not whole lines, out of order, or the file not the one
+    the cache saw): None and no file left, so the caller writes the manifest whole."""
+    lines = [_entry_line(f"h{i}.example/x", f"i{i}") for i in range(4)]
+    source = tmp_path / MANIFEST_NAME
+    source.write_bytes(b"".join(manifest.chunks([lines])))
+    seen = stat_of(str(source), follow=False)
+    assert seen is not None
+    target = tmp_path / "new"
+    other = _entry_line("o.example/x", "o")
+    for blocks in (
+        [([other], [other])],  # not there
+        [([lines[2]], [other]), ([lines[1]], [other])],  # out of order
+        [([lines[1], lines[3]], [other])],  # not next to each other
+        [([lines[1][:-1]], [other])],  # a line's start only
+        [([lines[1]], [])],  # nothing in its place
+    ):
+        assert manifest.patch(source, seen, str(target), blocks) is None
+        assert not target.exists()
+    moved = (seen[0], seen[1] + 1, *seen[2:])
+    assert manifest.patch(source, moved, str(target), [([lines[1]], [other])]) is None
+    assert not target.exists()
+    assert manifest.patch(source, seen, str(target), [([lines[1]], [other])]) is True
+    assert manifest.patch(source, seen, str(target), [([lines[1]], [lines[1]])]) is False
+    assert manifest.patch(tmp_path / "none", seen, str(target), [([lines[1]], [other])]) is None

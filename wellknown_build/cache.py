@@ -234,6 +234,8 @@ class Index:
         self._copied_last: list[tuple[int, int]] = []  # seq ranges copy_rows() copied
         self.stat: Stat | None = None  # previous(): the file's stat data when opened
         self.file: str | None = None  # previous(): the file
+        self.rebuilt: list[int] | None = None  # adopt(): the seqs rebuilt in place
+        self.manifest: Stat | None = None  # previous(): the manifest's stat data it names
 
     def attach(self, last: Index) -> None:
         """The last render's cache, read-only, as `last` in this one's statements: rows are
@@ -298,6 +300,7 @@ class Index:
             return None
         found = cls(db)
         found.uri = uri
+        found.manifest = seen
         found.stat = before if before == stat_of(str(path), follow=False) else None
         found.file = str(path)
         return found
@@ -594,7 +597,49 @@ class Index:
         self.attach(last)
         if adopted:
             self._copied_last = seq_ranges(count, fresh)
+            self.rebuilt = sorted(fresh)
         return adopted
+
+    def replaced(self) -> Iterator[tuple[list[str], list[str]]] | None:
+        """For an index that adopted the last cache (attached): per instance rebuilt in
+        place, in order, its manifest lines in the last cache and in this one; what turns the
+        last manifest into this one (manifest.patch). None when adopt() dropped a row of the
+        last cache that was not rebuilt (past the instances of this run, or damaged): only
+        the whole manifest then says what is listed."""
+        if self.rebuilt is None:
+            return None
+        rebuilt = self.rebuilt
+        try:
+            mine = self._count_outside("main", rebuilt)
+            last = self._count_outside("last", rebuilt)
+        except sqlite3.Error:
+            return None
+        if mine != last:
+            return None
+        return self._blocks(rebuilt)
+
+    def _count_outside(self, schema: str, seqs: list[int]) -> int:
+        """How many file rows `schema` has of instances other than `seqs`."""
+        total = self.db.execute(f"SELECT count(*) FROM {schema}.files").fetchone()[0]  # noqa: S608
+        for start in range(0, len(seqs), IN_LIST):
+            part = tuple(seqs[start : start + IN_LIST])
+            total -= self.db.execute(
+                f"SELECT count(*) FROM {schema}.files WHERE seq IN {_marks(part)}",  # noqa: S608
+                part,
+            ).fetchone()[0]
+        return int(total)
+
+    def _blocks(self, seqs: list[int]) -> Iterator[tuple[list[str], list[str]]]:
+        """Per seq, its lines in the last cache and in this one (both empty if one is not
+        text: manifest.patch() then gives up)."""
+        query = "SELECT line FROM {}.files WHERE seq = ? ORDER BY rowid"
+        for seq in seqs:
+            old = [line for (line,) in self.db.execute(query.format("last"), (seq,))]
+            new = [line for (line,) in self.db.execute(query.format("main"), (seq,))]
+            if all(type(line) is str for line in (*old, *new)):
+                yield old, new
+            else:
+                yield [], []
 
     def _drop_copy(self, copy: str) -> None:
         """After a failed adopt(): the copy gone, this index in a transaction again."""

@@ -6,6 +6,7 @@ of which files this tool owns (only those are ever deleted).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import jsondoc
+from .cache import Stat, stat_data
 from .documents import KIND_DISCOVERY, KIND_JWKS, KIND_OAUTH, Document
 from .errors import TreeError, shown
 from .files import InputFileError, MiB, open_regular, read_regular
@@ -162,6 +164,70 @@ def listed(out: Path, paths: Iterable[str]) -> set[str]:
 
 
 _PIECE = 1 * MiB  # of a line read at once: its start names the entry's path
+
+# Between two lines as chunks() writes them, and before the first.
+_SEPARATOR, _LEAD = b",\n    ", b"\n    "
+
+
+def patch(
+    source: Path,
+    seen: Stat,
+    target: str,
+    blocks: Iterable[tuple[Sequence[str], Sequence[str]]],
+) -> bool | None:
+    """Write to `target` the manifest at `source` with runs of lines replaced: per block, in
+    file order, its old lines (found where they stand, whole lines) by its new lines. For a
+    render that rebuilt a few instances in place, a copy at the speed of the disk where
+    chunks() would format every line again (a fifth of a re-render with one tenant changed).
+    Whether any line changed; None, and nothing at `target`, when a block's old lines are not
+    found in order or the file's stat data are not `seen` (before and after: the lines come
+    from the file as its cache knew it, never from an edit made since), and the caller then
+    writes the manifest whole. Writing errors are OSError.
+
+    A match is a line: it starts after a newline and the line's indent, and a JSON line holds
+    no raw newline, so the bytes after it must be the separator or the newline of the end;
+    it is the block's line and no other, as the path that starts it is listed once."""
+    changed = False
+    try:
+        handle = os.fdopen(open_regular(source, MANIFEST_LIMIT, follow=False), "rb")
+    except OSError:
+        return None
+    with handle, open(target, "wb") as written:
+        buffer, lost = b"", stat_data(os.fstat(handle.fileno())) != seen
+        for old, new in [] if lost else blocks:
+            if not (old and new):
+                lost = True
+                break
+            changed = changed or list(old) != list(new)
+            needle = _LEAD + _SEPARATOR.join(line.encode("utf-8") for line in old)
+            while True:
+                at = buffer.find(needle)
+                if at >= 0 and len(buffer) >= at + len(needle) + 2:
+                    break
+                more = handle.read(_PIECE)
+                if not more:
+                    lost = True
+                    break
+                keep = 0 if at >= 0 else max(0, len(buffer) - len(needle) - 2)
+                written.write(buffer[:keep])
+                buffer = buffer[keep:] + more
+            if lost:
+                break
+            end = at + len(needle)
+            if buffer[end : end + 2] not in (b",\n", b"\n "):
+                lost = True
+                break
+            written.write(buffer[:at] + _LEAD + _SEPARATOR.join(n.encode("utf-8") for n in new))
+            buffer = buffer[end:]
+        if not lost:
+            written.write(buffer)
+            for more in iter(lambda: handle.read(_PIECE), b""):
+                written.write(more)
+            if stat_data(os.fstat(handle.fileno())) == seen:
+                return changed
+    with contextlib.suppress(OSError):
+        os.unlink(target)
+    return None
 
 
 def entry_of_line(text: str) -> Entry | None:

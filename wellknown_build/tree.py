@@ -516,13 +516,17 @@ def _mirrors(previous: Index, old: bytes | None) -> bool:
 
 
 def _owned(
-    out: Path, index: Index, previous: Index | None, journal: Journal | None, old: bytes | None
+    out: Path,
+    index: Index,
+    previous: Index | None,
+    journal: Journal | None,
+    old: Callable[[], bytes | None],
 ) -> None:
     """Into `index`: what the last render wrote (the cache mirrors its manifest; without a
     cache the manifest is read), and what an interrupted run may have written."""
     if previous is not None:
         try:
-            if not (previous.sealed(out) or _mirrors(previous, old)):
+            if not (previous.sealed(out) or _mirrors(previous, old())):
                 raise sqlite3.DatabaseError("not the manifest's entries")
             index.own_last()  # (the render attached `previous`) checked when found stale
         except sqlite3.Error as e:
@@ -608,9 +612,50 @@ def _compare(
     every instance as the last one left them has nothing stale and the same manifest."""
     if not (dirty or previous is None or journal is not None):
         return False, None
-    old = _digest(out / manifest.MANIFEST_NAME)
+    path = out / manifest.MANIFEST_NAME
+    digests: list[bytes | None] = []  # the manifest's digest, read when first asked for
+
+    def old() -> bytes | None:
+        if not digests:
+            digests.append(_digest(path))
+        return digests[0]
+
     _owned(out, index, previous, journal, old)
-    return _new_manifest(index, old, scratch)
+    if previous is not None and journal is None:  # the manifest mirrors the last cache
+        patched = _patched(path, index, previous, scratch)
+        if patched is not None:
+            return patched
+    return _new_manifest(index, old(), scratch)
+
+
+def _patched(
+    path: Path, index: Index, previous: Index, scratch: str | None
+) -> tuple[bool, str | None] | None:
+    """For a run that adopted the last cache, whose manifest mirrors it: the manifest there
+    with the lines of the instances rebuilt in place replaced (the other rows are the last
+    cache's, so are their lines). As _new_manifest(); None when it cannot be made so."""
+    try:
+        found = index.replaced()
+        blocks = None if found is None else list(found)
+    except sqlite3.Error:
+        return None
+    if not blocks or not all(old and new for old, new in blocks) or previous.manifest is None:
+        return None
+    if scratch is None:  # what --check asks: whether any line differs
+        return any(old != new for old, new in blocks), None
+    try:
+        changed = manifest.patch(path, previous.manifest, scratch, blocks)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(scratch)
+        raise TreeError(f"writing {scratch} failed ({e.strerror}); nothing was changed") from None
+    if changed is None:
+        return None
+    if not changed:
+        with contextlib.suppress(OSError):
+            os.unlink(scratch)
+        return False, None
+    return True, scratch
 
 
 def _changes(out: Path, index: Index, journal: Journal | None, manifest_changed: bool) -> Changes:
