@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -620,9 +621,12 @@ def test_instances_rebuilt_in_place_adopt_the_last_cache(
     monkeypatch.setattr(Index, "copy_rows", lambda self, *args: copied.append(args))
     patched: list[bool | None] = []
     real_patch = manifest_module.patch
-    monkeypatch.setattr(
-        manifest_module, "patch", lambda *args: patched.append(real_patch(*args)) or patched[-1]
-    )
+
+    def patch(*args: Any) -> bool | None:
+        patched.append(real_patch(*args))
+        return patched[-1]
+
+    monkeypatch.setattr(manifest_module, "patch", patch)
     changes = render(config, out).changes
     assert copied == []
     assert patched == ([] if gone else [True])

@@ -406,7 +406,9 @@ def test_a_patched_manifest_is_the_manifest_written_whole(
     lines = [*lines, *(_entry_line(f"q{i}", line) for i, line in enumerate(lines[:2]))]
     cuts = sorted(data.draw(st.sets(st.integers(0, len(lines)), min_size=2, max_size=6)))
     runs = [(a, b) for a, b in itertools.pairwise(cuts)][::2]  # disjoint, in order
-    blocks, new_lines, at = [], [], 0
+    blocks: list[tuple[list[str], list[str]]] = []
+    new_lines: list[str] = []
+    at = 0
     for first, end in runs:
         new = data.draw(st.lists(_LINE, min_size=1, max_size=3))
         blocks.append((lines[first:end], new))
@@ -438,13 +440,14 @@ def test_a_manifest_is_patched_only_where_its_lines_are_found_in_order(tmp_path:
     assert seen is not None
     target = tmp_path / "new"
     other = _entry_line("o.example/x", "o")
-    for blocks in (
+    cases: list[list[tuple[list[str], list[str]]]] = [
         [([other], [other])],  # not there
         [([lines[2]], [other]), ([lines[1]], [other])],  # out of order
         [([lines[1], lines[3]], [other])],  # not next to each other
         [([lines[1][:-1]], [other])],  # a line's start only
         [([lines[1]], [])],  # nothing in its place
-    ):
+    ]
+    for blocks in cases:
         assert manifest.patch(source, seen, str(target), blocks) is None
         assert not target.exists()
     moved = (seen[0], seen[1] + 1, *seen[2:])

@@ -423,13 +423,18 @@ class Index:
             yield [line for (line,) in found]
 
     def staged(self, created: bool) -> Iterator[str]:
-        """Paths written this run: new files, or files replaced."""
-        yield from (
-            p
-            for (p,) in self._iter(
-                "SELECT path FROM files WHERE staged=? ORDER BY seq, rowid", (1 if created else 2,)
-            )
-        )
+        """Paths written this run: new files, or files replaced. (In an index that adopted
+        the last cache only rows of the instances rebuilt are staged: looked up by seq, not
+        found by reading every row.)"""
+        flag = 1 if created else 2
+        if self.rebuilt is None:
+            query = "SELECT path FROM files WHERE staged=? ORDER BY seq, rowid"
+            yield from (p for (p,) in self._iter(query, (flag,)))
+            return
+        for start in range(0, len(self.rebuilt), IN_LIST):
+            part = tuple(self.rebuilt[start : start + IN_LIST])
+            query = f"SELECT path FROM files WHERE seq IN {_marks(part)} AND staged=?"  # noqa: S608
+            yield from (p for (p,) in self._iter(query + " ORDER BY seq, rowid", (*part, flag)))
 
     def stale(self) -> Iterator[str]:
         """Paths the last render owned that this one does not write, in their order: the
