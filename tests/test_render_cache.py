@@ -619,10 +619,10 @@ def test_instances_rebuilt_in_place_adopt_the_last_cache(
     _move_hosts(tmp_path, moves)
     copied: list[object] = []
     monkeypatch.setattr(Index, "copy_rows", lambda self, *args: copied.append(args))
-    patched: list[bool | None] = []
+    patched: list[bool] = []
     real_patch = manifest_module.patch
 
-    def patch(*args: Any) -> bool | None:
+    def patch(*args: Any) -> bool:
         patched.append(real_patch(*args))
         return patched[-1]
 
@@ -689,6 +689,29 @@ def test_a_failed_adoption_copies_the_rows_instead(
     monkeypatch.undo()
     render(config, tmp_path / "fresh")
     assert _rows(out) == _rows(tmp_path / "fresh")
+
+
+def test_an_instance_rebuilt_to_the_same_lines_leaves_the_manifest_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deleted document: its instance is rebuilt in place to the same lines, so the manifest
+    is neither patched nor written (it is the file it was), and the document is back."""
+    config = _tenants(tmp_path, START)
+    out = tmp_path / "out"
+    render(config, out)
+    manifest_file = out / manifest_module.MANIFEST_NAME
+    before = manifest_file.stat()
+    (out / _documents("d")[0]).unlink()
+    patched: list[object] = []
+    copied: list[object] = []
+    monkeypatch.setattr(manifest_module, "patch", lambda *args: patched.append(args))
+    monkeypatch.setattr(Index, "copy_rows", lambda self, *args: copied.append(args))
+    changes = render(config, out).changes
+    assert changes.created == (_documents("d")[0],) and not changes.manifest_changed
+    assert patched == copied == []  # (the last cache adopted)
+    after = manifest_file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert render(config, out).changes.clean
 
 
 def test_a_copy_left_by_a_killed_adoption_goes_with_the_next_render(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import itertools
 import os
 import re
@@ -175,14 +174,14 @@ def test_no_space_for_the_manifest_is_an_error_and_the_next_render_finishes(
     out = tmp_path / "out"
     render(write_config(tmp_path, ONE), out)
     config = write_config(tmp_path, TWO)
-    real_open = builtins.open
+    real_open = os.open
 
-    def full_disk(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        if "w" in mode and Path(file).name.startswith(MANIFEST_NAME):
+    def full_disk(file: Any, flags: int, *args: Any, **kwargs: Any) -> Any:
+        if flags & os.O_CREAT and Path(file).name.startswith(MANIFEST_NAME):
             raise OSError(28, "No space left on device", str(file))
-        return real_open(file, mode, *args, **kwargs)
+        return real_open(file, flags, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", full_disk)
+    monkeypatch.setattr(os, "open", full_disk)
     before = _snapshot(out)
     with pytest.raises(TreeError, match=r"No space left on device.*nothing was changed"):
         render(config, out)
@@ -423,16 +422,17 @@ def test_a_patched_manifest_is_the_manifest_written_whole(
     old_piece = manifest._PIECE
     manifest._PIECE = piece
     try:
-        changed = manifest.patch(source, seen, target, blocks)
+        done = manifest.patch(source, seen, target, blocks)
     finally:
         manifest._PIECE = old_piece
-    assert changed == (new_lines != lines)
+    assert done
     assert Path(target).read_bytes() == b"".join(manifest.chunks([new_lines]))
 
 
 def test_a_manifest_is_patched_only_where_its_lines_are_found_in_order(tmp_path: Path) -> None:
     """A block's lines not in the file (not whole lines, out of order, or the file not the one
-    the cache saw): None and no file left, so the caller writes the manifest whole."""
+    the cache saw, or none): False and no file left, so the caller writes the manifest
+    whole."""
     lines = [_entry_line(f"h{i}.example/x", f"i{i}") for i in range(4)]
     source = tmp_path / MANIFEST_NAME
     source.write_bytes(b"".join(manifest.chunks([lines])))
@@ -448,11 +448,16 @@ def test_a_manifest_is_patched_only_where_its_lines_are_found_in_order(tmp_path:
         [([lines[1]], [])],  # nothing in its place
     ]
     for blocks in cases:
-        assert manifest.patch(source, seen, str(target), blocks) is None
+        assert manifest.patch(source, seen, str(target), blocks) is False
         assert not target.exists()
     moved = (seen[0], seen[1] + 1, *seen[2:])
-    assert manifest.patch(source, moved, str(target), [([lines[1]], [other])]) is None
+    assert manifest.patch(source, moved, str(target), [([lines[1]], [other])]) is False
     assert not target.exists()
+    assert manifest.patch(tmp_path / "none", seen, str(target), [([lines[1]], [other])]) is False
+    assert not target.exists()
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"theirs")
+    target.symlink_to(outside)  # planted: replaced, never written through
     assert manifest.patch(source, seen, str(target), [([lines[1]], [other])]) is True
-    assert manifest.patch(source, seen, str(target), [([lines[1]], [lines[1]])]) is False
-    assert manifest.patch(tmp_path / "none", seen, str(target), [([lines[1]], [other])]) is None
+    assert outside.read_bytes() == b"theirs" and not target.is_symlink()
+    assert target.read_bytes() == b"".join(manifest.chunks([[lines[0], other, *lines[2:]]]))

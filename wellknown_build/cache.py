@@ -34,10 +34,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
 
-from .files import read_regular
+from .files import create_new, read_regular
 
 log = logging.getLogger(__name__)
-_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 CACHE_NAME = ".wellknown-build.cache"
 # The cache's stat data as the render that wrote it left it (seal(), Index.sealed()).
 SEAL_NAME = CACHE_NAME + ".seal"
@@ -120,11 +119,7 @@ def seal(out: Path) -> None:
             os.unlink(name)
         return
     try:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(scratch)  # left by a kill, or planted: a link there is never written through
-        # (O_EXCL: a new file, never one that is there by now, a FIFO or a link)
-        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o644)
-        with os.fdopen(fd, "wb") as handle:
+        with create_new(scratch) as handle:  # (a link or FIFO there is never written through)
             handle.write(json.dumps(seen).encode())
         os.replace(scratch, name)
     except OSError as e:

@@ -1,4 +1,4 @@
-"""Reading input files: regular files only, with a size cap.
+"""Reading input files: regular files only, with a size cap; and making scratch files anew.
 
 A key or config path may point at /dev/zero, /dev/urandom or a FIFO; reading those whole hangs
 or eats memory. Every input file is opened without blocking, checked to be a regular file, and
@@ -7,9 +7,11 @@ read up to a limit that no real input comes near.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+from typing import BinaryIO
 
 MiB = 1024 * 1024
 CONFIG_LIMIT = 512 * MiB  # one YAML/JSON file; 1,000,000 instances are about 150 MB
@@ -59,6 +61,16 @@ def read_regular(path: str | os.PathLike[str], limit: int, *, follow: bool = Tru
         raise InputFileError(name, f"cannot be read ({e.strerror})") from None
     finally:
         os.close(fd)
+
+
+def create_new(path: str | os.PathLike[str]) -> BinaryIO:
+    """A scratch file made anew for writing: whatever is at `path` (left by a kill, or
+    planted: a link, a FIFO) is removed first, and O_EXCL makes the file this call's own, so a
+    link put there in between is never written through."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o644)
+    return os.fdopen(fd, "wb")
 
 
 def open_regular(path: str | os.PathLike[str], limit: int, *, follow: bool = True) -> int:

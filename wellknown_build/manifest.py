@@ -13,12 +13,13 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from . import jsondoc
 from .cache import Stat, stat_data
 from .documents import KIND_DISCOVERY, KIND_JWKS, KIND_OAUTH, Document
 from .errors import TreeError, shown
-from .files import InputFileError, MiB, open_regular, read_regular
+from .files import InputFileError, MiB, create_new, open_regular, read_regular
 from .model import Rotation
 from .timing import iso, parse_instant
 
@@ -174,60 +175,74 @@ def patch(
     seen: Stat,
     target: str,
     blocks: Iterable[tuple[Sequence[str], Sequence[str]]],
-) -> bool | None:
-    """Write to `target` the manifest at `source` with runs of lines replaced: per block, in
-    file order, its old lines (found where they stand, whole lines) by its new lines. For a
-    render that rebuilt a few instances in place, a copy at the speed of the disk where
-    chunks() would format every line again (a fifth of a re-render with one tenant changed).
-    Whether any line changed; None, and nothing at `target`, when a block's old lines are not
-    found in order or the file's stat data are not `seen` (before and after: the lines come
-    from the file as its cache knew it, never from an edit made since), and the caller then
-    writes the manifest whole. Writing errors are OSError.
+) -> bool:
+    """Write to `target` (made anew: files.create_new) the manifest at `source` with runs of
+    lines replaced: per block, in file order, its old lines (found where they stand, whole
+    lines) by its new lines. For a render that rebuilt a few instances in place, a copy at
+    the speed of the disk where chunks() would format every line again (a fifth of a
+    re-render with one tenant changed). False, and nothing at `target`, when a block's old
+    lines are not found in order, `source` cannot be read, or its stat data are not `seen`
+    (before and after: the lines come from the file as its cache knew it, never from an edit
+    made since); the caller then writes the manifest whole. Writing errors are OSError.
 
     A match is a line: it starts after a newline and the line's indent, and a JSON line holds
     no raw newline, so the bytes after it must be the separator or the newline of the end;
     it is the block's line and no other, as the path that starts it is listed once."""
-    changed = False
     try:
         handle = os.fdopen(open_regular(source, MANIFEST_LIMIT, follow=False), "rb")
     except OSError:
-        return None
-    with handle, open(target, "wb") as written:
-        buffer, lost = b"", stat_data(os.fstat(handle.fileno())) != seen
-        for old, new in [] if lost else blocks:
-            if not (old and new):
-                lost = True
-                break
-            changed = changed or list(old) != list(new)
-            needle = _LEAD + _SEPARATOR.join(line.encode("utf-8") for line in old)
-            while True:
-                at = buffer.find(needle)
-                if at >= 0 and len(buffer) >= at + len(needle) + 2:
-                    break
-                more = handle.read(_PIECE)
-                if not more:
-                    lost = True
-                    break
-                keep = 0 if at >= 0 else max(0, len(buffer) - len(needle) - 2)
-                written.write(buffer[:keep])
-                buffer = buffer[keep:] + more
-            if lost:
-                break
-            end = at + len(needle)
-            if buffer[end : end + 2] not in (b",\n", b"\n "):
-                lost = True
-                break
-            written.write(buffer[:at] + _LEAD + _SEPARATOR.join(n.encode("utf-8") for n in new))
-            buffer = buffer[end:]
-        if not lost:
-            written.write(buffer)
-            for more in iter(lambda: handle.read(_PIECE), b""):
-                written.write(more)
+        return False
+    with handle, create_new(target) as written:
+        try:
             if stat_data(os.fstat(handle.fileno())) == seen:
-                return changed
-    with contextlib.suppress(OSError):
-        os.unlink(target)
-    return None
+                done = _replace(handle, written, blocks)
+                done = done and stat_data(os.fstat(handle.fileno())) == seen
+            else:
+                done = False
+        except _Unreadable:
+            done = False
+    if not done:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+    return done
+
+
+class _Unreadable(Exception):
+    """The manifest patched could not be read (not an error of the file being written)."""
+
+
+def _replace(
+    handle: BinaryIO, written: BinaryIO, blocks: Iterable[tuple[Sequence[str], Sequence[str]]]
+) -> bool:
+    """patch()'s copy, `handle` to `written`; False when a block is not found."""
+
+    def read() -> bytes:
+        try:
+            return handle.read(_PIECE)
+        except OSError:
+            raise _Unreadable from None
+
+    buffer = b""
+    for old, new in blocks:
+        if not (old and new):
+            return False
+        needle = _LEAD + _SEPARATOR.join(line.encode("utf-8") for line in old)
+        while (at := buffer.find(needle)) < 0 or len(buffer) < at + len(needle) + 2:
+            more = read()
+            if not more:
+                return False
+            keep = 0 if at >= 0 else max(0, len(buffer) - len(needle) - 2)
+            written.write(buffer[:keep])
+            buffer = buffer[keep:] + more
+        end = at + len(needle)
+        if buffer[end : end + 2] not in (b",\n", b"\n "):
+            return False
+        written.write(buffer[:at] + _LEAD + _SEPARATOR.join(n.encode("utf-8") for n in new))
+        buffer = buffer[end:]
+    written.write(buffer)
+    while more := read():
+        written.write(more)
+    return True
 
 
 def entry_of_line(text: str) -> Entry | None:

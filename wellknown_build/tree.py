@@ -37,7 +37,7 @@ from . import jsondoc, manifest, staging
 from .cache import CACHE_NAME, SEAL_NAME, Index, Stat, seal, stat_of
 from .documents import Document
 from .errors import TreeError
-from .files import DOCUMENT_LIMIT, InputFileError, open_regular, read_regular
+from .files import DOCUMENT_LIMIT, InputFileError, create_new, open_regular, read_regular
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = ".wellknown-build.journal"
@@ -566,7 +566,7 @@ def _new_manifest(index: Index, old: bytes | None, scratch: str | None) -> tuple
     written to `scratch` on the way when given (and removed again if the same)."""
     digest = hashlib.sha256()
     try:
-        handle = open(scratch, "wb") if scratch else None  # noqa: SIM115 - closed below
+        handle = create_new(scratch) if scratch else None
     except OSError as e:
         raise TreeError(f"writing {scratch} failed ({e.strerror}); nothing was changed") from None
     try:
@@ -621,7 +621,7 @@ def _compare(
         return digests[0]
 
     _owned(out, index, previous, journal, old)
-    if previous is not None and journal is None:  # the manifest mirrors the last cache
+    if scratch is not None and previous is not None and journal is None:  # (it mirrors them)
         patched = _patched(path, index, previous, scratch)
         if patched is not None:
             return patched
@@ -629,7 +629,7 @@ def _compare(
 
 
 def _patched(
-    path: Path, index: Index, previous: Index, scratch: str | None
+    path: Path, index: Index, previous: Index, scratch: str
 ) -> tuple[bool, str | None] | None:
     """For a run that adopted the last cache, whose manifest mirrors it: the manifest there
     with the lines of the instances rebuilt in place replaced (the other rows are the last
@@ -639,22 +639,18 @@ def _patched(
         blocks = None if found is None else list(found)
     except sqlite3.Error:
         return None
-    if not blocks or not all(old and new for old, new in blocks) or previous.manifest is None:
+    seen = previous.manifest
+    if not blocks or seen is None or not all(old and new for old, new in blocks):
         return None
-    if scratch is None:  # what --check asks: whether any line differs
-        return any(old != new for old, new in blocks), None
+    if all(old == new for old, new in blocks):  # the same lines: the manifest stays
+        return (False, None) if stat_of(str(path), follow=False) == seen else None
     try:
-        changed = manifest.patch(path, previous.manifest, scratch, blocks)
+        if not manifest.patch(path, seen, scratch, blocks):
+            return None
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(scratch)
         raise TreeError(f"writing {scratch} failed ({e.strerror}); nothing was changed") from None
-    if changed is None:
-        return None
-    if not changed:
-        with contextlib.suppress(OSError):
-            os.unlink(scratch)
-        return False, None
     return True, scratch
 
 
