@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -714,6 +715,37 @@ def test_an_instance_rebuilt_to_the_same_lines_leaves_the_manifest_as_it_is(
     assert render(config, out).changes.clean
 
 
+@pytest.mark.parametrize("layout", ["one-file", "included"])
+def test_an_instance_moved_below_another_s_document_is_the_clash_a_fresh_render_finds(
+    tmp_path: Path, layout: str
+) -> None:
+    """d's issuer moves below f's jwks.json, a file of the tree: the re-render names the clash
+    as a render into an empty folder does (a ConfigError with both instances), not an error
+    reading d's document through that file; the tree stays as it was."""
+    if layout == "included":
+        config = _tenants(tmp_path, START)
+    else:
+        write(tmp_path / "keys" / "k.pem", public_pem(KEY_MAKERS["p256"]()))
+        items = "".join(
+            f"  - {{id: {i}, issuer: 'https://{i}.example', keys: [{{path: keys/k.pem}}]}}\n"
+            for i in "abcdefg"
+        )
+        config = write_config(tmp_path, "instances:\n" + items)
+    out = tmp_path / "out"
+    render(config, out)
+    before = _files(out)
+    for name in [config, *(tmp_path / "tenants").glob("*.yaml")]:
+        name.write_text(
+            name.read_text().replace(
+                "'https://d.example'", "'https://f.example/.well-known/jwks.json'"
+            )
+        )
+    expected = _problems(config, tmp_path / "fresh")
+    assert any("needs it to be a folder" in p for p in expected)
+    assert _problems(config, out) == expected
+    assert _files(out) == before
+
+
 def test_a_copy_left_by_a_killed_adoption_goes_with_the_next_render(tmp_path: Path) -> None:
     config = _tenants(tmp_path, START)
     out = tmp_path / "out"
@@ -825,7 +857,8 @@ def test_a_new_file_against_a_kept_file_folder_is_refused_as_without_the_cache(
 ) -> None:
     """A new instance's file where a kept instance needs a folder, or a folder where one
     has a file (before or after it in order): refused, nothing changed, with the words a
-    render without the cache has (the tree has that folder or file already)."""
+    render without the cache has (the tree has that folder or file already; below a file,
+    the clash with the instance that writes it, as a render into an empty folder says)."""
     out = fleet.parent / "out"
     _rerender(fleet)
     item = f"{{id: z, issuer: 'https://z.example', jwks_uri: '{jwks_uri}', keys: [{{path: ../keys/a.pem}}]}}"
@@ -836,9 +869,14 @@ def test_a_new_file_against_a_kept_file_folder_is_refused_as_without_the_cache(
     before = _mtimes(out)
     errors = []
     for where in (out, uncached):
-        with pytest.raises(TreeError) as caught:
+        with pytest.raises((TreeError, ConfigError)) as caught:
             render(fleet, where, parse_instant("2026-12-01T00:00:00Z"))
         errors.append(str(caught.value).replace(str(where), "OUT"))
+        if jwks_uri == BELOW_FILE:
+            assert isinstance(caught.value, ConfigError)
+            assert re.search(
+                r"instance z needs it to be a folder|instance a writes a file", errors[-1]
+            )
     assert errors[0] == errors[1]
     assert _mtimes(out) == before
 

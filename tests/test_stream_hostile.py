@@ -510,6 +510,8 @@ def test_a_file_where_a_folder_is_needed_changes_nothing(
         _windows_reads(monkeypatch)
     with pytest.raises(TreeError, match=r"t5.*(is a file|Not a directory)"):
         render(world["all"], out)
+    with pytest.raises(TreeError, match=r"t5.*(is a file|Not a directory)"):
+        check(world["all"], out)  # --check says so too, not "to be created"
     assert _snapshot(out) == before
     assert not tree.interrupted(out) and not (out / tree.STAGING_NAME).exists()
 

@@ -298,6 +298,7 @@ class Stage:
         # Documents not staged because another one of this run stands in the way: the
         # render must report that clash; were it not to, commit refuses (assert_staged).
         self.unstaged: list[str] = []
+        self.blocked: list[str] = []  # documents below a file in the tree (_file_in_the_way)
         if write:
             _remove_staging(out)
             if os.path.lexists(self.root):  # what is in it would be moved into the tree
@@ -311,16 +312,23 @@ class Stage:
         staging.WRITER_AFTER bodies: its stat data then come from settle())."""
         target = self.paths(document.path)
         new = self.paths.missing(os.path.dirname(target))
-        current = None if new else _current(target)
+        try:
+            current = None if new else _current(target)
+        except TreeError:  # (a file where a folder must be: POSIX reports it when reading)
+            if not self._file_in_the_way(os.path.dirname(target), document.path):
+                raise
+            return 1, None
         if current == document.body:
             return 0, stat_of(target, follow=False)
         if len(self._made) > _REMEMBERED_FOLDERS:
             self._made.clear()
         flag = 1 if current is None else 2
-        if not self.write:
+        if (
+            current is None
+            and not new
+            and self._file_in_the_way(os.path.dirname(target), document.path)
+        ) or not self.write:
             return flag, None
-        if current is None and not new:
-            self._need_folders(os.path.dirname(target), document.path)
         self._staged += 1
         if self._folder is None:
             self._make_root(document.path)
@@ -438,17 +446,24 @@ class Stage:
             self._writer.close(kill)
             self._writer = None
 
-    def _need_folders(self, folder: str, relative: str) -> None:
-        """A file standing where `relative` needs a folder is refused now, before anything
-        changes (POSIX reports it when the file is read; Windows reads it as missing)."""
+    def _file_in_the_way(self, folder: str, relative: str) -> bool:
+        """Whether a file stands where `relative` needs a folder: then it is not staged, and
+        the render is refused before anything changes (assert_staged). Not at once: when the
+        file is another instance's document, the render finds the clash and names both
+        instances, as a render into an empty folder does. (POSIX reports such a file when the
+        document is read; Windows reads the document as missing.)"""
+        seen = []  # (remembered only once the whole way up is clear)
         while folder != self.paths.out and folder not in self._made:
             if os.path.lexists(folder) and not os.path.isdir(folder):
-                raise TreeError(
+                self.blocked.append(
                     f"{folder} is a file, but {relative} must be written below it; "
                     "nothing was changed"
                 )
-            self._made.add(folder)
+                return True
+            seen.append(folder)
             folder = os.path.dirname(folder)
+        self._made.update(seen)
+        return False
 
     def assert_staged(self) -> None:
         """Before the commit: every document that needs writing is in the staging folder,
@@ -456,11 +471,17 @@ class Stage:
         self.settle()
         self._stop_writer()
         self.check_folder("nothing was changed")
+        self.assert_unblocked()
         if self.unstaged:
             raise TreeError(
                 f"staging {self.unstaged[0]} in {self.out} failed (another document of this "
                 "render is in its way); nothing was changed"
             )
+
+    def assert_unblocked(self) -> None:
+        """No document stands below a file of the tree (--check asks this too)."""
+        if self.blocked:
+            raise TreeError(self.blocked[0])
 
     def discard(self) -> None:
         self._stop_writer(kill=True)  # (gone before its folder goes)

@@ -118,6 +118,7 @@ def _attempt(
             stage.assert_staged()
             changes = tree.commit(out, index, outcome.previous, outcome.dirty, stage.check_folder)
         else:
+            stage.assert_unblocked()
             changes = tree.check(out, index, outcome.previous, outcome.dirty)
     except sqlite3.Error as e:  # the cache being made: a full disk, say
         stage.discard()
