@@ -33,10 +33,12 @@ import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
+from typing import TypeVar
 
 from .files import create_new, read_regular
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CACHE_NAME = ".wellknown-build.cache"
 # The cache's stat data as the render that wrote it left it (seal(), Index.sealed()).
 SEAL_NAME = CACHE_NAME + ".seal"
@@ -153,6 +155,12 @@ _INSTANCES = (
 )
 
 
+def _parts(values: list[T]) -> Iterator[tuple[T, ...]]:
+    """`values` IN_LIST at a time, each part a tuple to bind in one statement's IN (...)."""
+    for start in range(0, len(values), IN_LIST):
+        yield tuple(values[start : start + IN_LIST])
+
+
 def _marks(values: tuple[object, ...] | list[str]) -> str:
     """`(?,?,...)`: one placeholder per value, for IN (no value is ever put in SQL text)."""
     return f"({','.join('?' * len(values))})"
@@ -230,7 +238,7 @@ class Index:
         self.stat: Stat | None = None  # previous(): the file's stat data when opened
         self.file: str | None = None  # previous(): the file
         self.rebuilt: list[int] | None = None  # adopt(): the seqs rebuilt in place
-        self.manifest: Stat | None = None  # previous(): the manifest's stat data it names
+        self.manifest_stat: Stat | None = None  # previous(): the manifest's, as it names them
 
     def attach(self, last: Index) -> None:
         """The last render's cache, read-only, as `last` in this one's statements: rows are
@@ -295,7 +303,7 @@ class Index:
             return None
         found = cls(db)
         found.uri = uri
-        found.manifest = seen
+        found.manifest_stat = seen
         found.stat = before if before == stat_of(str(path), follow=False) else None
         found.file = str(path)
         return found
@@ -332,8 +340,7 @@ class Index:
         """Per instance id, its seq, fingerprint, kids and files (path, manifest line, stat
         data), for many ids in one query each IN_LIST: a re-render asks for every instance."""
         found = {}
-        for start in range(0, len(idents), IN_LIST):
-            part = tuple(idents[start : start + IN_LIST])
+        for part in _parts(idents):
             for seq, ident, fingerprint, kids, files in self._instances(part):
                 found[ident] = (seq, fingerprint, kids, files)
         return found
@@ -426,8 +433,7 @@ class Index:
             query = "SELECT path FROM files WHERE staged=? ORDER BY seq, rowid"
             yield from (p for (p,) in self._iter(query, (flag,)))
             return
-        for start in range(0, len(self.rebuilt), IN_LIST):
-            part = tuple(self.rebuilt[start : start + IN_LIST])
+        for part in _parts(self.rebuilt):
             query = f"SELECT path FROM files WHERE seq IN {_marks(part)} AND staged=?"  # noqa: S608
             yield from (p for (p,) in self._iter(query + " ORDER BY seq, rowid", (*part, flag)))
 
@@ -526,10 +532,9 @@ class Index:
                 "SELECT 1 FROM files JOIN folders USING (path) WHERE files.seq >= ? LIMIT 1",
                 (first,),
             )
-            for start in range(0, len(folders), IN_LIST):
+            for part in _parts([path for path, _ in folders]):
                 if clash:
                     break
-                part = tuple(path for path, _ in folders[start : start + IN_LIST])
                 clash = self._one(f"SELECT 1 FROM files WHERE path IN {_marks(part)}", part)  # noqa: S608
         except sqlite3.IntegrityError:
             clash = (1,)
@@ -600,46 +605,37 @@ class Index:
             self.rebuilt = sorted(fresh)
         return adopted
 
-    def replaced(self) -> Iterator[tuple[list[str], list[str]]] | None:
+    def replaced(self) -> list[tuple[list[str], list[str]]] | None:
         """For an index that adopted the last cache (attached): per instance rebuilt in
         place, in order, its manifest lines in the last cache and in this one; what turns the
         last manifest into this one (manifest.patch). None when adopt() dropped a row of the
-        last cache that was not rebuilt (past the instances of this run, or damaged): only
-        the whole manifest then says what is listed."""
+        last cache that was not rebuilt (past the instances of this run, or damaged), or a
+        rebuilt instance has no line or one that is not text on either side: only the whole
+        manifest then says what is listed. Raises sqlite3.Error."""
         if self.rebuilt is None:
             return None
-        rebuilt = self.rebuilt
-        try:
-            mine = self._count_outside("main", rebuilt)
-            last = self._count_outside("last", rebuilt)
-        except sqlite3.Error:
+        if self._count_outside("main") != self._count_outside("last"):
             return None
-        if mine != last:
-            return None
-        return self._blocks(rebuilt)
+        query = "SELECT line FROM {}.files WHERE seq = ? ORDER BY rowid"
+        blocks = []
+        for seq in self.rebuilt:
+            old = [line for (line,) in self.db.execute(query.format("last"), (seq,))]
+            new = [line for (line,) in self.db.execute(query.format("main"), (seq,))]
+            if not (old and new and all(type(line) is str for line in (*old, *new))):
+                return None
+            blocks.append((old, new))
+        return blocks
 
-    def _count_outside(self, schema: str, seqs: list[int]) -> int:
-        """How many file rows `schema` has of instances other than `seqs`."""
+    def _count_outside(self, schema: str) -> int:
+        """How many file rows `schema` has of instances not rebuilt (adopt())."""
+        assert self.rebuilt is not None
         total = self.db.execute(f"SELECT count(*) FROM {schema}.files").fetchone()[0]  # noqa: S608
-        for start in range(0, len(seqs), IN_LIST):
-            part = tuple(seqs[start : start + IN_LIST])
+        for part in _parts(self.rebuilt):
             total -= self.db.execute(
                 f"SELECT count(*) FROM {schema}.files WHERE seq IN {_marks(part)}",  # noqa: S608
                 part,
             ).fetchone()[0]
         return int(total)
-
-    def _blocks(self, seqs: list[int]) -> Iterator[tuple[list[str], list[str]]]:
-        """Per seq, its lines in the last cache and in this one (both empty if one is not
-        text: manifest.patch() then gives up)."""
-        query = "SELECT line FROM {}.files WHERE seq = ? ORDER BY rowid"
-        for seq in seqs:
-            old = [line for (line,) in self.db.execute(query.format("last"), (seq,))]
-            new = [line for (line,) in self.db.execute(query.format("main"), (seq,))]
-            if all(type(line) is str for line in (*old, *new)):
-                yield old, new
-            else:
-                yield [], []
 
     def _drop_copy(self, copy: str) -> None:
         """After a failed adopt(): the copy gone, this index in a transaction again."""

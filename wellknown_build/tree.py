@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -311,11 +312,12 @@ class Stage:
         """Compared with the tree; staged if it differs (by a helper process past
         staging.WRITER_AFTER bodies: its stat data then come from settle())."""
         target = self.paths(document.path)
-        new = self.paths.missing(os.path.dirname(target))
+        folder = os.path.dirname(target)
+        new = self.paths.missing(folder)
         try:
             current = None if new else _current(target)
         except TreeError:  # (a file where a folder must be: POSIX reports it when reading)
-            if not self._file_in_the_way(os.path.dirname(target), document.path):
+            if not self._file_in_the_way(folder, document.path):
                 raise
             return 1, None
         if current == document.body:
@@ -323,11 +325,9 @@ class Stage:
         if len(self._made) > _REMEMBERED_FOLDERS:
             self._made.clear()
         flag = 1 if current is None else 2
-        if (
-            current is None
-            and not new
-            and self._file_in_the_way(os.path.dirname(target), document.path)
-        ) or not self.write:
+        # (nothing there: is that a file standing above it?)
+        blocked = current is None and not new and self._file_in_the_way(folder, document.path)
+        if blocked or not self.write:
             return flag, None
         self._staged += 1
         if self._folder is None:
@@ -587,22 +587,13 @@ def _new_manifest(index: Index, old: bytes | None, scratch: str | None) -> tuple
     written to `scratch` on the way when given (and removed again if the same)."""
     digest = hashlib.sha256()
     try:
-        handle = create_new(scratch) if scratch else None
-    except OSError as e:
-        raise TreeError(f"writing {scratch} failed ({e.strerror}); nothing was changed") from None
-    try:
-        for chunk in manifest.chunks(index.lines()):
-            digest.update(chunk)
-            if handle is not None:
-                handle.write(chunk)
-    except OSError as e:
-        if handle is not None:
-            handle.close()
-            with contextlib.suppress(OSError):
-                os.unlink(str(scratch))
-        raise TreeError(f"writing {scratch} failed ({e.strerror}); nothing was changed") from None
-    if handle is not None:
-        handle.close()
+        with create_new(scratch) if scratch else contextlib.nullcontext() as handle:
+            for chunk in manifest.chunks(index.lines()):
+                digest.update(chunk)
+                if handle is not None:
+                    handle.write(chunk)
+    except OSError as e:  # (only writing the scratch fails so)
+        raise _scratch_failed(str(scratch), e) from None
     if old == digest.digest():
         if scratch is not None:
             with contextlib.suppress(OSError):
@@ -634,13 +625,7 @@ def _compare(
     if not (dirty or previous is None or journal is not None):
         return False, None
     path = out / manifest.MANIFEST_NAME
-    digests: list[bytes | None] = []  # the manifest's digest, read when first asked for
-
-    def old() -> bytes | None:
-        if not digests:
-            digests.append(_digest(path))
-        return digests[0]
-
+    old = functools.cache(lambda: _digest(path))  # the manifest's, read when first asked for
     _owned(out, index, previous, journal, old)
     if scratch is not None and previous is not None and journal is None:  # (it mirrors them)
         patched = _patched(path, index, previous, scratch)
@@ -656,12 +641,11 @@ def _patched(
     with the lines of the instances rebuilt in place replaced (the other rows are the last
     cache's, so are their lines). As _new_manifest(); None when it cannot be made so."""
     try:
-        found = index.replaced()
-        blocks = None if found is None else list(found)
+        blocks = index.replaced()
     except sqlite3.Error:
         return None
-    seen = previous.manifest
-    if not blocks or seen is None or not all(old and new for old, new in blocks):
+    seen = previous.manifest_stat
+    if blocks is None or seen is None:
         return None
     if all(old == new for old, new in blocks):  # the same lines: the manifest stays
         return (False, None) if stat_of(str(path), follow=False) == seen else None
@@ -669,10 +653,15 @@ def _patched(
         if not manifest.patch(path, seen, scratch, blocks):
             return None
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(scratch)
-        raise TreeError(f"writing {scratch} failed ({e.strerror}); nothing was changed") from None
+        raise _scratch_failed(scratch, e) from None
     return True, scratch
+
+
+def _scratch_failed(scratch: str, e: OSError) -> TreeError:
+    """The error of a manifest scratch that could not be written; the scratch removed."""
+    with contextlib.suppress(OSError):
+        os.unlink(scratch)
+    return TreeError(f"writing {scratch} failed ({e.strerror}); nothing was changed")
 
 
 def _changes(out: Path, index: Index, journal: Journal | None, manifest_changed: bool) -> Changes:
