@@ -14,6 +14,7 @@ import botocore.exceptions
 from .. import jsondoc
 from ..errors import PublishError
 from ..manifest import Entry
+from . import timestamps
 from .plan import OWNER
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ def _client(endpoint_url: str | None, region: str | None, workers: int, timeout:
         request_checksum_calculation="when_required" if custom else "when_supported",
         response_checksum_validation="when_required" if custom else "when_supported",
     )
-    session = boto3.session.Session()
+    # botocore's timestamps through our fast path: three quarters of a listing's CPU
+    session = boto3.session.Session(botocore_session=timestamps.session())
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
