@@ -461,3 +461,61 @@ def test_a_manifest_is_patched_only_where_its_lines_are_found_in_order(tmp_path:
     assert manifest.patch(source, seen, str(target), [([lines[1]], [other])]) is True
     assert outside.read_bytes() == b"theirs" and not target.is_symlink()
     assert target.read_bytes() == b"".join(manifest.chunks([[lines[0], other, *lines[2:]]]))
+
+
+# The pass resolver (tree._Resolver) against os.path.realpath: random trees of folders,
+# files and links (into the tree, out of it, to its root, dangling, loops, chains), every
+# path of up to four parts over the same names asked of both.
+
+_NAMES = ["a", "b", ".well-known", "jwks.json"]
+_TARGETS = [
+    "a", "b", "..", "../..", "../a", "../../outside", "a/b", "jwks.json", "nowhere", "/",
+    "SELF", "OUTSIDE", "OUTSIDE/a", "ROOT", "ROOT/a/..", "b/../../a",
+]  # fmt: skip
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the resolver is POSIX only")
+@settings(max_examples=150, deadline=None)
+@given(
+    made=st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(_NAMES), min_size=1, max_size=3),
+            st.sampled_from(["dir", "file", "link"]),
+            st.sampled_from(_TARGETS),
+        ),
+        max_size=14,
+    ),
+    remembered=st.sampled_from([1, 2, 4096]),
+)
+def test_locator_equals_realpath_per_path(
+    tmp_path_factory: pytest.TempPathFactory, made: list[Any], remembered: int
+) -> None:
+    base = tmp_path_factory.mktemp("resolve")
+    out, outside = base / "out", base / "outside"
+    out.mkdir()
+    (outside / "a").mkdir(parents=True)
+    for parts, kind, target in made:
+        path = out.joinpath(*parts)
+        if os.path.lexists(path) or not path.parent.is_dir():
+            continue
+        if kind == "dir":
+            path.mkdir()
+        elif kind == "file":
+            path.write_bytes(b"{}")
+        else:
+            named = {"SELF": str(path), "OUTSIDE": str(outside), "ROOT": str(out)}
+            head, _, rest = target.partition("/")
+            os.symlink(
+                named[head] + ("/" + rest if rest else "") if head in named else target, path
+            )
+    reader = tree.Reader(out)
+    original = tree._REMEMBERED_FOLDERS
+    tree._REMEMBERED_FOLDERS = remembered  # a tiny limit: the folders forgotten mid-pass
+    try:
+        locate = reader.locator()
+        for depth in range(1, 5):
+            for parts in itertools.product(_NAMES, repeat=depth):
+                relative = "/".join(parts)
+                assert locate(relative) == reader.locate(relative), relative
+    finally:
+        tree._REMEMBERED_FOLDERS = original

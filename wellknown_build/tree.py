@@ -174,6 +174,21 @@ class Reader:
         real = os.path.realpath(manifest.local_path(self._root, relative))
         return real if real.startswith(self._root) else None
 
+    def locator(self) -> Callable[[str], str | None]:
+        """`locate` for a pass over many paths now (the manifest's, say): on POSIX each
+        folder is resolved once for the pass (see _Resolver), not kept past it."""
+        if os.name != "posix":  # ntpath.realpath is another algorithm (junctions, handles)
+            return self.locate
+        resolver = _Resolver(self._root)
+
+        def locate(relative: str) -> str | None:
+            if not manifest.is_tree_path(relative):
+                return None
+            real = resolver.real(relative)
+            return real if real.startswith(self._root) else None
+
+        return locate
+
     def read(self, relative: str) -> bytes:
         real = self.locate(relative)
         if real is None:
@@ -186,6 +201,39 @@ class Reader:
             raise RenderedFileError(self.out / relative, e.reason) from None
 
 
+class _Resolver:
+    """os.path.realpath of the tree paths of one pass, each folder resolved once (POSIX).
+    posixpath.realpath resolves a path a component at a time: one that is not a link is
+    joined as it is, a link is replaced by its own real path. So the real path of `a/b/c` is
+    that of the folder `a/b` joined with `c`, or realpath of that when `c` is a link, and
+    every file of a folder shares one resolution of it. realpath looked at each of a path's
+    parts again for every file: a sixth of a no-change publish's CPU. A hypothesis test holds
+    the two equal on trees of links into, out of and around the tree, loops included."""
+
+    def __init__(self, root: str) -> None:  # root: the tree's real path, ending in "/"
+        self._top = root[:-1]  # "" for "/" itself
+        self._folders: dict[str, str] = {"": self._top}
+
+    def real(self, relative: str) -> str:
+        parent, _, name = relative.rpartition("/")
+        chain: list[str] = []  # folders not resolved yet, deepest first
+        while parent not in self._folders:
+            chain.append(parent)
+            parent = parent.rpartition("/")[0]
+        base = self._folders[parent]
+        if len(self._folders) + len(chain) > _REMEMBERED_FOLDERS:
+            self._folders = {"": self._top}
+        for folder in reversed(chain):
+            base = self._folders[folder] = _joined(base, folder.rpartition("/")[2])
+        return _joined(base, name)
+
+
+def _joined(real: str, name: str) -> str:
+    """realpath(real + "/" + name) for a real path `real`."""
+    path = f"{real}/{name}"
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
 def read_manifest(out: Path) -> manifest.Manifest:
     """The manifest of `out` for publish, serve and verify: present, well-formed, and every
     path in it inside the tree; refused whole otherwise."""
@@ -193,9 +241,9 @@ def read_manifest(out: Path) -> manifest.Manifest:
     path = out / manifest.MANIFEST_NAME
     if found is None:
         raise TreeError(f"{out}: no manifest; run `wellknown-build render` first")
-    reader = Reader(out)
+    locate = Reader(out).locator()
     for entry in found.entries:
-        if reader.locate(entry.path) is None:
+        if locate(entry.path) is None:
             raise TreeError(
                 f"{path}: lists {entry.path[:200]!r}, which is not a file inside {out}; "
                 "render again"
