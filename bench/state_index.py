@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import itertools
 import json
 import os
 import sys
@@ -27,7 +28,7 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from wellknown_build import jsondoc
-from wellknown_build.publish import history, state
+from wellknown_build.publish import history, state, timestamps
 from wellknown_build.publish.s3 import Listed, PreconditionFailed
 
 OBJECTS = int(os.environ.get("BENCH_STATE_OBJECTS", "2000000"))
@@ -248,6 +249,7 @@ def bench_shards(new: state.State, listing: list[tuple[str, str, str]]) -> None:
         row("largest shard", "-", largest)
         loaded, seconds = best(lambda: state.load(bucket, "", pool))  # type: ignore[arg-type]
         row(f"read all ({shards} shards, concurrently)", seconds, size)
+        read_all = seconds
         assert loaded.objects == new.objects
         _, seconds = best(lambda: [loaded.trusted(k, e, m) for k, e, m in listing])
         row("every object looked up as publish does (trusted?)", seconds, "-")
@@ -271,6 +273,46 @@ def bench_shards(new: state.State, listing: list[tuple[str, str, str]]) -> None:
             state.save(bucket, "", base, back)  # type: ignore[arg-type]
         row(f"one tenant changed: {puts} shard(s) written", seconds, written)
         per_shard_compressed(bucket, pool)
+    bench_listing(sorted(itertools.islice(new.objects, 1000)), read_all)
+
+
+def listing_page(keys: list[str]) -> bytes:
+    """A ListObjectsV2 answer for `keys`, as S3 writes it."""
+    items = "".join(
+        f"<Contents><Key>{k}</Key><LastModified>2026-01-05T12:00:{i % 60:02d}.000Z"
+        f"</LastModified><ETag>&quot;{i:032x}&quot;</ETag><Size>1234</Size>"
+        "<StorageClass>STANDARD</StorageClass></Contents>"
+        for i, k in enumerate(keys)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/'
+        f'doc/2006-03-01/"><Name>b</Name><Prefix></Prefix><KeyCount>{len(keys)}</KeyCount>'
+        "<MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><NextContinuationToken>t"
+        f"</NextContinuationToken>{items}</ListBucketResult>"
+    ).encode()
+
+
+def bench_listing(keys: list[str], read_all: float) -> None:
+    """The listing publish compares the index with: botocore parsing the same objects'
+    ListObjectsV2 pages, with its default timestamp parser and with ours (our client's). One
+    page of 1,000 is parsed REPEAT times; the seconds are per page times OBJECTS / 1,000."""
+    import botocore.parsers
+    import botocore.session
+
+    print("-- the listing of the same objects (ListObjectsV2 pages parsed by botocore)")
+    shape = botocore.session.get_session().get_service_model("s3")
+    output = shape.operation_model("ListObjectsV2").output_shape
+    answer = {"status_code": 200, "headers": {}, "body": listing_page(keys[:1000])}
+    pages = OBJECTS / 1000
+    parsers = (
+        ("botocore's default timestamps (dateutil)", botocore.parsers.create_parser("rest-xml")),
+        ("our client (publish/timestamps.py)", botocore.parsers.RestXMLParser(timestamps.parse)),
+    )
+    for label, parser in parsers:
+        _, seconds = best(lambda parser=parser: parser.parse(answer, output))  # type: ignore[misc]
+        total = seconds * pages
+        note = f"the index read is {read_all / total:.2f}x of it"
+        row(f"parse {pages:,.0f} pages, {label}", total, "-", note)
 
 
 def main() -> None:
