@@ -463,14 +463,16 @@ def test_a_manifest_is_patched_only_where_its_lines_are_found_in_order(tmp_path:
     assert target.read_bytes() == b"".join(manifest.chunks([[lines[0], other, *lines[2:]]]))
 
 
-# The pass resolver (tree._Resolver) against os.path.realpath: random trees of folders,
-# files and links (into the tree, out of it, to its root, dangling, loops, chains), every
-# path of up to four parts over the same names asked of both.
+# Reader.locator() (plain folders looked at once per pass) against Reader.locate (realpath
+# per path): random trees of folders, files and links (into the tree, out of it, to its root,
+# dangling, loops, loops followed by `..`, chains), every path of up to four parts over the
+# same names asked of both.
 
 _NAMES = ["a", "b", ".well-known", "jwks.json"]
 _TARGETS = [
     "a", "b", "..", "../..", "../a", "../../outside", "a/b", "jwks.json", "nowhere", "/",
-    "SELF", "OUTSIDE", "OUTSIDE/a", "ROOT", "ROOT/a/..", "b/../../a",
+    "SELF", "OUTSIDE", "OUTSIDE/a", "ROOT", "ROOT/a/..", "b/../../a", "SELF/..", "a/..",
+    "a/../..", "b/a/..",
 ]  # fmt: skip
 
 
@@ -519,3 +521,33 @@ def test_locator_equals_realpath_per_path(
                 assert locate(relative) == reader.locate(relative), relative
     finally:
         tree._REMEMBERED_FOLDERS = original
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the fast path is POSIX only")
+def test_locator_equals_realpath_past_loops_and_the_root(tmp_path: Path) -> None:
+    """Cases where resolving folder by folder would differ from realpath (found by review):
+    a loop followed by `..` (realpath stops at a loop and takes the rest as text), a link to
+    `/` walked back into the tree, a loop entered from another link (3.13 caches a loop's
+    answer by where it was entered)."""
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    os.symlink("a/..", out / "a")
+    os.symlink("loop", out / "loop")
+    os.symlink("loop/..", out / "c")
+    os.symlink("../outside", out / "x")
+    os.symlink("/", out / "slash")
+    os.symlink(outside / "b", out / "m")
+    os.symlink(out / "m", outside / "b")
+    os.symlink("m/..", out / "n")
+    os.symlink(outside / "b", out / "d")
+    (out / "real").mkdir()
+    (out / "real" / "f").write_bytes(b"{}")
+    reader = tree.Reader(out)
+    locate = reader.locator()
+    inside = str(out.resolve()).lstrip("/")
+    paths = ["a/a", "a/a/f", "c/x/jwks.json", "n/d/x", f"slash/{inside}/real/f", "real/f"]
+    for relative in paths:
+        assert locate(relative) == reader.locate(relative), relative
+    assert locate("real/f") == str(out.resolve() / "real" / "f")
+    assert locate("x/f") is None
