@@ -3,6 +3,7 @@ own timestamp parser on every input class, and our client really uses it."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import time
@@ -82,20 +83,28 @@ def test_any_other_value_is_botocores_answer(value: object) -> None:
     _same(value)
 
 
-@pytest.fixture(params=["UTC", "America/New_York", "Europe/London"])
-def zone(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The machine's zone changes dateutil's tzinfo (tzlocal() when it is named UTC)."""
+@contextlib.contextmanager
+def _local_zone(name: str) -> Iterator[None]:
     if not hasattr(time, "tzset"):
         pytest.skip("time.tzset is POSIX only")
     before = os.environ.get("TZ")
-    os.environ["TZ"] = request.param
+    os.environ["TZ"] = name
     time.tzset()
-    yield request.param
-    if before is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.fixture(params=["UTC", "UTC0", "GMT", "America/New_York", "Europe/London", "XXX+5"])
+def zone(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The machine's zone changes dateutil's tzinfo (tzlocal() when it is named UTC)."""
+    with _local_zone(request.param):
+        yield request.param
 
 
 @pytest.mark.parametrize(
@@ -103,6 +112,19 @@ def zone(request: pytest.FixtureRequest) -> Iterator[str]:
 )
 def test_agrees_in_any_local_zone(zone: str, value: str) -> None:
     _same(value)
+
+
+@pytest.mark.parametrize("name", ["UTC-3", "UTC+8"])
+def test_z_is_utc_even_where_the_local_zone_is_named_utc(name: str) -> None:
+    """The one difference, on purpose: dateutil reads `Z` as local time when the zone is
+    named UTC, so botocore moves the instant; ours keeps it, and agrees with what botocore
+    makes of the same moment in HEAD's form."""
+    with _local_zone(name):
+        listed = timestamps.parse("2026-01-05T12:34:56.000Z")
+        headed = botocore.utils.parse_timestamp("Mon, 05 Jan 2026 12:34:56 GMT")
+        theirs = botocore.utils.parse_timestamp("2026-01-05T12:34:56.000Z")
+    assert listed.isoformat() == headed.isoformat() == "2026-01-05T12:34:56+00:00"
+    assert theirs.utcoffset() != dt.timedelta(0)  # botocore's answer there: shifted
 
 
 def test_our_client_lists_with_it(bucket: str, s3_proxy: Proxy, moto_server: str) -> None:

@@ -7,9 +7,12 @@ Listing). S3 writes LastModified in one form, `2026-01-05T12:34:56.000Z`; that f
 parsed here with a regular expression into a datetime equal to botocore's (the same instant
 and fields, offset zero, the same `isoformat()`, which is all publish keeps of it), and
 anything else is handed to botocore's own parser, so every other form, and every error, is
-botocore's. tests/test_timestamps.py holds the two equal, in several local zones. (Only the
-tzinfo object differs: `timezone.utc` here, dateutil's `tzutc()`, or `tzlocal()` when the
-machine's zone is named UTC.)
+botocore's. tests/test_timestamps.py holds the two equal, in several local zones.
+
+One difference, on purpose: on a machine whose zone is *named* UTC but is not (the POSIX
+TZ `UTC-3`), dateutil reads the `Z` as local time and moves the instant by the offset
+(`+03:00`), while the same object's HEAD (`Last-Modified: ... GMT`) comes back as `+00:00`;
+this parser reads `Z` as UTC there too, as RFC 3339 says, so listing and HEAD agree.
 
 Set on our client's session the way the AWS CLI sets its own timestamp parser
 (awscli/customizations/scalarparse.py): `ResponseParserFactory.set_parser_defaults`.
