@@ -145,24 +145,32 @@ def test_a_second_publish_is_refused_while_one_runs(
         write(tmp_path / "keys" / f"{name}.pem", public_pem(KEY_MAKERS["p256"]()))
     _render(run, tmp_path, ["a", "b", "c"])
 
-    def slow(method: str, key: str, headers: Message) -> None:
+    # The first publish's uploads wait until the second has been refused: with a fixed
+    # delay, a loaded machine let the first finish (and drop its lease) before the second
+    # read whose lease it was.
+    refused = threading.Event()
+
+    def held(method: str, key: str, headers: Message) -> None:
         if method == "PUT" and ".well-known/" in key:
-            time.sleep(0.3)
+            refused.wait(30)
         return None
 
-    s3_proxy.faults.append(slow)
+    s3_proxy.faults.append(held)
     outcome: dict[str, Any] = {}
     worker = threading.Thread(
         target=lambda: outcome.update(first=publish(_options(first_tree, bucket, s3_proxy)))
     )
     worker.start()
     s3 = _s3(moto_server)
-    for _ in range(200):
-        if LEASE in _keys(moto_server, bucket):
-            break
-        time.sleep(0.02)
-    with pytest.raises(LeaseHeld, match=r"another publish is running \(.*pid"):
-        publish(_options(tmp_path / "out", bucket, s3_proxy))
+    try:
+        for _ in range(500):
+            if LEASE in _keys(moto_server, bucket):
+                break
+            time.sleep(0.02)
+        with pytest.raises(LeaseHeld, match=r"another publish is running \(.*pid"):
+            publish(_options(tmp_path / "out", bucket, s3_proxy))
+    finally:
+        refused.set()
     worker.join()
     s3_proxy.faults.clear()
     assert outcome["first"].error is None
