@@ -55,7 +55,7 @@ class Config:
     templates_dir: Path | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rotation:
     """A JWKS's keys as render published them, carried in the manifest for publish's state
     index (README: Rotation status): each kid's status and not_after, in the JWKS's order,

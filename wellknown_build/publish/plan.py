@@ -28,7 +28,7 @@ def fingerprint_of(sha256: str, content_type: str, cache_control: str, acl: str 
     return hashlib.sha256(f"{sha256}\n{headers}".encode()).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Remote:
     """One object as the listing shows it, and what we know of it (state index or HEAD)."""
 
@@ -43,7 +43,7 @@ class Remote:
     verified: bool = False  # ownership seen on the object itself (HEAD), not only the index
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     op: str
     key: str

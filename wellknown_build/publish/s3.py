@@ -49,14 +49,14 @@ _EXPLAIN = {
 META_PREFIX = "wellknown-prefix"  # the deployment (--prefix) that wrote the object
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Listed:
     etag: str
     size: int
     modified: str  # LastModified, ISO 8601: a copy_object keeps the ETag but not this
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Head:
     etag: str
     metadata: dict[str, str]
