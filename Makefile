@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: install render test lint typecheck pytest bench bench-100k bench-1m bench-state golden schema clean
+.PHONY: install render test lint typecheck pytest bench bench-100k bench-1m bench-state bench-publish-memory golden schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-1m: $(TSTAMP)
 # The state index at 2,000,000 objects (a few minutes, several GB of memory).
 bench-state: $(TSTAMP)
 	$(PY) bench/state_index.py
+
+# Peak memory of publish (first, then nothing changed) of the 100,000-instance fleet to an
+# in-memory bucket; BENCH_FLEET_INSTANCES=1000000 for a million (renders it once, minutes).
+bench-publish-memory: $(TSTAMP)
+	$(PY) bench/publish_memory.py
 
 schema: $(STAMP)
 	$(VENV)/bin/wellknown-build schema > wellknown_build/instances.schema.json
