@@ -335,3 +335,51 @@ def test_a_copy_in_the_same_second_or_keeping_our_marks_is_repaired(
     assert result.exit_code == 0, result.output
     assert f"update  {key}" in result.output
     assert s3.head_object(Bucket=bucket, Key=key)["ContentType"] == "application/json"
+
+
+def test_a_phase_hands_the_pool_a_bounded_number_of_actions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A phase of many actions keeps at most _IN_FLIGHT of them on the pool at once (a Future
+    each, 1.7 KB: a million at once was 1.7 GB), collects every result and every failure,
+    and lets an unexpected error through to the caller."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wellknown_build.publish.plan import Action
+
+    monkeypatch.setattr(publish_run, "_IN_FLIGHT", 4)
+    lock = threading.Lock()
+    handed, most = 0, 0
+    pool = ThreadPoolExecutor(3)
+    submit = pool.submit
+
+    def counted(fn: Any, *args: Any) -> Any:
+        nonlocal handed, most
+        with lock:
+            handed += 1
+            most = max(most, handed)
+        return submit(fn, *args)
+
+    def work(action: Action) -> str:
+        nonlocal handed
+        time.sleep(0.001)
+        with lock:
+            handed -= 1  # (done before its result is queued: a result read is never counted)
+        if action.key.endswith("7"):
+            raise WellknownError(f"{action.key} failed")
+        return action.key.upper()
+
+    monkeypatch.setattr(pool, "submit", counted)
+    actions = [Action("create", f"k{i}", "new") for i in range(100)]
+    with pool:
+        done, failures = publish_run._run_phase("uploads", actions, work, pool)
+    assert most <= 4
+    assert sorted(v for _, v in done) == sorted(a.key.upper() for a in actions if a.key[-1] != "7")
+    assert all(a.key.upper() == v for a, v in done)
+    assert sorted(failures) == sorted(f"k{i} failed" for i in range(100) if i % 10 == 7)
+
+    def broken(action: Action) -> str:
+        raise RuntimeError("a bug")
+
+    with ThreadPoolExecutor(2) as other, pytest.raises(RuntimeError, match="a bug"):
+        publish_run._run_phase("uploads", actions, broken, other)

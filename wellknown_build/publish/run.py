@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import logging
+import queue
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ from .state import load as load_state
 from .state import save as save_state
 
 log = logging.getLogger(__name__)
+_IN_FLIGHT = 1024  # actions handed to the pool at once (its queue: memory, not speed)
 SETTLE_SECONDS = 2  # LastModified younger than this is not recorded (see _settled)
 
 
@@ -297,19 +300,41 @@ def _run_phase(
     work: Callable[[Action], Any],
     pool: ThreadPoolExecutor,
 ) -> tuple[list[tuple[Action, Any]], list[str]]:
+    """Each action on the pool, at most _IN_FLIGHT at once, results as they finish. (All
+    submitted at once, a fleet's first publish or rotation held a Future per object: 1.7 KB
+    each, 1.7 GB for a million JWKS.)"""
     done: list[tuple[Action, Any]] = []
     failures: list[str] = []
     if not actions:
         return done, failures
-    futures = {pool.submit(work, action): action for action in actions}
+    finished: queue.SimpleQueue[tuple[Action, Any, BaseException | None]] = queue.SimpleQueue()
+
+    def one(action: Action) -> None:
+        try:
+            finished.put((action, work(action), None))
+        except BaseException as e:  # handed to the publishing thread, as a Future would
+            finished.put((action, None, e))
+
+    waiting = iter(actions)
+    running = 0
     with progress.Progress(name, len(actions)) as shown:
-        for future in as_completed(futures):
-            action = futures[future]
-            try:
-                done.append((action, future.result()))
-            except WellknownError as e:
-                failures.append(str(e))
+        for action in itertools.islice(waiting, _IN_FLIGHT):
+            pool.submit(one, action)
+            running += 1
+        while running:
+            action, value, error = finished.get()
+            running -= 1
+            if isinstance(error, WellknownError):
+                failures.append(str(error))
+            elif error is not None:
+                raise error
+            else:
+                done.append((action, value))
             shown.advance()
+            following = next(waiting, None)
+            if following is not None:
+                pool.submit(one, following)
+                running += 1
     return done, failures
 
 
