@@ -132,3 +132,35 @@ def test_a_manifest_as_written_is_streamed(tmp_path: Path, monkeypatch: pytest.M
     assert found is not None and list(found.entries) == entries
     # equal values are one object across entries
     assert found.entries[0].cache_control is found.entries[2].cache_control
+
+
+@pytest.mark.parametrize("depth", [1020, 1021, 1022, 1023, 1024, 1025])
+def test_nesting_at_the_parsers_limit_is_judged_as_the_whole_text_would(
+    tmp_path: Path, depth: int
+) -> None:
+    """A line alone is 2 levels shallower than in the whole text, where orjson stops at
+    1,024: an entry with a member nested 1,022 deep passed alone and failed whole (review)."""
+    entry = Entry("h.example/.well-known/jwks.json", "0" * 64, 1, "a/b", "no-store", "i", "jwks")
+    line = manifest.line(entry)[:-1] + ',"x":' + "[" * depth + "]" * depth + "}"
+    path = tmp_path / MANIFEST_NAME
+    path.write_bytes(b"".join(manifest.chunks([[line]])))
+    streamed = _outcome(lambda: manifest.read(tmp_path))
+    whole = _outcome(lambda: manifest.parse(read_regular(path, manifest.MANIFEST_LIMIT), str(path)))
+    assert streamed == whole
+
+
+def test_the_size_limit_counts_every_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = [
+        Entry(f"h{i}.example/.well-known/jwks.json", "0" * 64, 1, "a/b", "no-store", "i", "jwks")
+        for i in range(3)
+    ]
+    text = b"".join(manifest.chunks([[manifest.line(e) for e in entries]]))
+    path = tmp_path / MANIFEST_NAME
+    path.write_bytes(text)
+    for limit in (len(text) - 7, len(text) - 1, len(text), len(text) + 1):
+        monkeypatch.setattr(manifest, "MANIFEST_LIMIT", limit)
+        streamed = _outcome(lambda: manifest.read(tmp_path))
+        if limit < len(text):  # refused, as the whole read refuses it
+            assert streamed[0] == "error" and "larger than" in str(streamed[1])
+        else:
+            assert streamed == ("ok", manifest.parse(read_regular(path, limit), str(path)))

@@ -383,3 +383,35 @@ def test_a_phase_hands_the_pool_a_bounded_number_of_actions(
 
     with ThreadPoolExecutor(2) as other, pytest.raises(RuntimeError, match="a bug"):
         publish_run._run_phase("uploads", actions, broken, other)
+
+
+def test_a_phase_whose_pool_is_shut_down_raises_instead_of_waiting() -> None:
+    """Actions that never run (the pool shut down with its queue cancelled) end the phase
+    with an error, as future.result() did, not a wait for results that never come."""
+    from concurrent.futures import CancelledError, ThreadPoolExecutor
+
+    from wellknown_build.publish.plan import Action
+
+    pool = ThreadPoolExecutor(1)
+    outcome: list[BaseException | None] = []
+
+    def work(action: Action) -> str:
+        time.sleep(0.02)
+        return action.key
+
+    def phase() -> None:
+        try:
+            publish_run._run_phase(
+                "uploads", [Action("create", f"k{i}", "new") for i in range(50)], work, pool
+            )
+            outcome.append(None)
+        except BaseException as e:  # what ended it is the point
+            outcome.append(e)
+
+    runner = threading.Thread(target=phase, daemon=True)  # (a hang must not hold pytest)
+    runner.start()
+    time.sleep(0.1)
+    pool.shutdown(wait=False, cancel_futures=True)
+    runner.join(10)
+    assert not runner.is_alive(), "the phase waited for actions that were cancelled"
+    assert isinstance(outcome[0], (CancelledError, RuntimeError))

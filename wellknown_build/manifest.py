@@ -297,7 +297,8 @@ _SHARED_AT_MOST = 4096
 def _shared(value: _T) -> _T:
     """One object for equal header values and rotations across entries (a million JWKS
     with the same Cache-Control held a million copies of it)."""
-    if type(value) is not str and not isinstance(value, Rotation):
+    short = isinstance(value, str) and type(value) is str and len(value) <= 256
+    if not (short or isinstance(value, Rotation)):
         return value  # (checked later: a list there is an error to report, not to hash)
     if len(_SHARED) >= _SHARED_AT_MOST:
         return _SHARED.get(value, value)  # type: ignore[return-value]
@@ -389,6 +390,7 @@ def read(out: Path) -> Manifest | None:
 
 _HEAD = f'{{\n  "generator": "wellknown-build",\n  "format": {FORMAT},\n  "files": [\n'.encode()
 _FOOT = b"  ]\n}\n"
+_NESTED = 1000  # brackets in a line past which it is read whole (orjson stops at 1,024 deep)
 
 
 def _streamed(handle: BinaryIO) -> Manifest | None:
@@ -402,8 +404,10 @@ def _streamed(handle: BinaryIO) -> Manifest | None:
     line = handle.readline(MANIFEST_LIMIT + 1)  # (no entries: read whole, it is short)
     while line:
         total += len(line)
-        if total > MANIFEST_LIMIT or not line.startswith(b"    {"):
+        if total + len(_FOOT) > MANIFEST_LIMIT or not line.startswith(b"    {"):
             return None
+        if line.count(b"[") + line.count(b"{") > _NESTED:
+            return None  # the whole text is 2 levels deeper: its depth limit decides
         more = line.endswith(b",\n")
         if not (more or line.endswith(b"\n")):
             return None

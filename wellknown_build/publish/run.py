@@ -10,7 +10,7 @@ import logging
 import queue
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,11 +315,20 @@ def _run_phase(
         except BaseException as e:  # handed to the publishing thread, as a Future would
             finished.put((action, None, e))
 
+    def submit(action: Action) -> None:
+        def lost(future: Future[None]) -> None:  # ended without running `one`
+            if future.cancelled():
+                finished.put((action, None, CancelledError()))
+            elif (error := future.exception()) is not None:  # a broken pool
+                finished.put((action, None, error))
+
+        pool.submit(one, action).add_done_callback(lost)
+
     waiting = iter(actions)
     running = 0
     with progress.Progress(name, len(actions)) as shown:
         for action in itertools.islice(waiting, _IN_FLIGHT):
-            pool.submit(one, action)
+            submit(action)
             running += 1
         while running:
             action, value, error = finished.get()
@@ -333,7 +342,7 @@ def _run_phase(
             shown.advance()
             following = next(waiting, None)
             if following is not None:
-                pool.submit(one, following)
+                submit(following)
                 running += 1
     return done, failures
 
