@@ -23,47 +23,36 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
+sys.path.insert(0, str(Path(__file__).parent))
+
+import state_index
 
 from wellknown_build.manifest import Entry
 from wellknown_build.publish import run
-from wellknown_build.publish.s3 import Head, Listed, PreconditionFailed
+from wellknown_build.publish.s3 import Head, Listed
 from wellknown_build.publish.state import FOLDER
 
 MODIFIED = "2026-01-01T00:00:00+00:00"  # old enough to be recorded (settled)
 
 
-class MemoryBucket:
-    """What publish needs of a Bucket, in memory: objects by host folder, bookkeeping
-    objects (state index, lease) as bytes, S3's conditional writes."""
+class MemoryBucket(state_index.MemoryBucket):
+    """make bench-state's in-memory bucket (bookkeeping objects, S3's conditional writes)
+    with the rest of what publish needs: documents by host folder, listed by folder."""
 
-    def __init__(self, name: str = "bench") -> None:
-        self.name = name
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "bench"
         self.folders_: dict[str, dict[str, tuple[str, int]]] = {}
-        self.stored: dict[str, tuple[bytes, str]] = {}
-        self.count = 0
-
-    def _etag(self, body: bytes) -> str:
-        return f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
 
     def folders(self, prefix: str) -> tuple[dict[str, Listed], list[str]]:
         assert prefix == ""
-        top = {k: Listed(e, len(b), MODIFIED) for k, (b, e) in self.stored.items()}
-        top = {k: v for k, v in top.items() if "/" not in k}
-        return top, [*sorted(f"{folder}/" for folder in self.folders_), FOLDER]
+        return {}, [*sorted(f"{folder}/" for folder in self.folders_), FOLDER]
 
     def objects(self, prefix: str) -> dict[str, Listed]:
-        folder = prefix.split("/", 1)[0]
         if prefix.startswith(FOLDER):
-            return {
-                k: Listed(e, len(b), MODIFIED)
-                for k, (b, e) in self.stored.items()
-                if k.startswith(prefix)
-            }
-        found = self.folders_.get(folder, {})
+            return super().objects(prefix)
+        found = self.folders_.get(prefix.split("/", 1)[0], {})
         return {k: Listed(etag, size, MODIFIED) for k, (etag, size) in found.items()}
-
-    def get(self, key: str, limit: int = 64 * 1024 * 1024) -> tuple[bytes, str] | None:
-        return self.stored.get(key)
 
     def head(self, key: str) -> Head | None:
         raise AssertionError(f"HEAD {key}: the bench's publishes should need none")
@@ -71,26 +60,9 @@ class MemoryBucket:
     def put(
         self, key: str, body: bytes, entry: Entry, fingerprint: str, acl: Any, prefix: str
     ) -> str:
-        etag = self._etag(body)
+        etag = f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
         self.folders_.setdefault(key.split("/", 1)[0], {})[key] = (etag, len(body))
         return etag
-
-    def put_json(self, key: str, value: object, *, if_match: str | None = None) -> str:
-        from wellknown_build import jsondoc
-
-        current = self.stored.get(key)
-        if (if_match == "" and current is not None) or (
-            if_match and (current is None or current[1] != if_match)
-        ):
-            raise PreconditionFailed(key)
-        body = jsondoc.dumps_line(value).encode()
-        self.count += 1
-        etag = f'"{self.count:032x}"'
-        self.stored[key] = (body, etag)
-        return etag
-
-    def delete(self, key: str, *, if_match: str | None = None) -> None:
-        self.stored.pop(key, None)
 
 
 def _rss_mib() -> float:
@@ -113,7 +85,7 @@ def one(label: str, out: Path, saved: Path) -> None:
     """One publish in this process; the bucket from `saved` if it exists, saved back after."""
     bucket = MemoryBucket()
     if saved.exists():
-        bucket.folders_, bucket.stored = pickle.loads(saved.read_bytes())
+        bucket.folders_, bucket.data = pickle.loads(saved.read_bytes())
     objects = sum(len(f) for f in bucket.folders_.values())
     before = _rss_mib()
     run.Bucket = lambda *a, **k: bucket  # type: ignore[assignment, misc]
@@ -128,7 +100,7 @@ def one(label: str, out: Path, saved: Path) -> None:
         f" {result.puts:,} written)",
         flush=True,
     )
-    saved.write_bytes(pickle.dumps((bucket.folders_, bucket.stored)))
+    saved.write_bytes(pickle.dumps((bucket.folders_, bucket.data)))
 
 
 def main() -> None:
@@ -140,7 +112,6 @@ def main() -> None:
     out = root / ".bench" / f"out-fleet-{instances}"
     out = Path(os.environ.get("BENCH_PUBLISH_OUT", out))
     if not (out / ".wellknown-build.json").exists():
-        sys.path.insert(0, str(Path(__file__).parent))
         from fixtures import fleet_config
 
         config = fleet_config(root / ".bench" / f"fleet-{instances}", instances)

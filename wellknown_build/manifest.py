@@ -297,8 +297,7 @@ _SHARED_AT_MOST = 4096
 def _shared(value: _T) -> _T:
     """One object for equal header values and rotations across entries (a million JWKS
     with the same Cache-Control held a million copies of it)."""
-    short = isinstance(value, str) and type(value) is str and len(value) <= 256
-    if not (short or isinstance(value, Rotation)):
+    if not ((isinstance(value, str) and len(value) <= 256) or isinstance(value, Rotation)):
         return value  # (checked later: a list there is an error to report, not to hash)
     if len(_SHARED) >= _SHARED_AT_MOST:
         return _SHARED.get(value, value)  # type: ignore[return-value]
@@ -337,12 +336,12 @@ def _entry(raw: object) -> Entry:
     return entry
 
 
+# What a damaged entry or manifest raises while it is read (each one is then a TreeError).
+_DAMAGED = (ValueError, KeyError, TypeError, RecursionError)
+
+
 def parse(data: bytes, source: str) -> Manifest:
     """A manifest is input too: every entry is checked before anyone acts on it."""
-    return _parse(data, source)
-
-
-def _parse(data: bytes, source: str) -> Manifest:
     try:
         raw = jsondoc.loads(data)
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
@@ -355,7 +354,7 @@ def _parse(data: bytes, source: str) -> Manifest:
         if len({e.path for e in entries}) != len(entries):
             raise ValueError("a path is listed twice")
         return Manifest(entries)
-    except (ValueError, KeyError, TypeError, RecursionError) as e:
+    except _DAMAGED as e:
         raise TreeError(f"{source}: the manifest is damaged ({e})") from None
 
 
@@ -413,7 +412,7 @@ def _streamed(handle: BinaryIO) -> Manifest | None:
             return None
         try:
             entries.append(_entry(jsondoc.loads(line[4 : -2 if more else -1])))
-        except (ValueError, KeyError, TypeError, RecursionError):
+        except _DAMAGED:
             return None
         line = handle.readline(MANIFEST_LIMIT + 1) if more else b""
     if handle.read(len(_FOOT) + 1) != _FOOT:

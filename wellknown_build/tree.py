@@ -31,6 +31,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import filelock
 
@@ -41,6 +42,7 @@ from .errors import TreeError
 from .files import DOCUMENT_LIMIT, InputFileError, create_new, open_regular, read_regular
 
 log = logging.getLogger(__name__)
+_K = TypeVar("_K")
 JOURNAL_NAME = ".wellknown-build.journal"
 LOCK_NAME = ".wellknown-build.lock"
 STAGING_NAME = ".wellknown-build.staging"  # new bodies, until every instance is checked
@@ -74,6 +76,34 @@ class Changes:
         )
 
 
+class _Folders(Generic[_K]):
+    """What is known of each folder below `top`, worked out top down: a folder's answer from
+    its parent's and (unless `step` needs not) one look at it, each folder once per run.
+    Forgotten when _REMEMBERED_FOLDERS are known, so that memory stays flat."""
+
+    def __init__(self, top: str, at_top: _K, step: Callable[[_K, str], _K]) -> None:
+        self._top, self._at_top, self._step = top, at_top, step
+        self._known: dict[str, _K] = {top: at_top}
+
+    def __call__(self, folder: str) -> _K:
+        """The answer for `folder`, a folder below (or at) `top`."""
+        if len(self._known) > _REMEMBERED_FOLDERS:
+            self._known = {self._top: self._at_top}
+        chain: list[str] = []  # not known yet, deepest first
+        while folder not in self._known:
+            chain.append(folder)
+            folder, below = os.path.dirname(folder), folder
+            if folder == below:  # the file system's root: never below `top`
+                raise ValueError(f"{chain[0]} is not below {self._top}")
+        known = self._known[folder]
+        for inner in reversed(chain):
+            known = self._known[inner] = self._step(known, inner)
+        return known
+
+    def get(self, folder: str) -> _K | None:
+        return self._known.get(folder)
+
+
 class _Paths:
     """Joins manifest paths onto the output folder, refusing any way out of it.
 
@@ -82,43 +112,33 @@ class _Paths:
 
     def __init__(self, out: Path) -> None:
         self.out = str(out)
-        # Folders checked (none is a link), by what _kind found: emptied when full, so that
-        # memory stays flat. "missing": absent below a real folder, and so is every folder
-        # below it; nothing to read there, and no file can stand where a folder is needed.
-        # Only this run writes in the tree (the lock), and it stages, so they stay missing
-        # until the commit.
-        self._checked: dict[str, str] = {}
+        # Folders checked (none is a link), by what _kind found. "missing": absent below a
+        # real folder, and so is every folder below it; nothing to read there, and no file
+        # can stand where a folder is needed. Only this run writes in the tree (the lock),
+        # and it stages, so they stay missing until the commit.
+        self._checked = _Folders(self.out, "dir", _checked_kind)
 
     def __call__(self, relative: str) -> str:
         if not manifest.is_tree_path(relative):
             raise TreeError(f"refusing the path {relative!r}: it would leave {self.out}")
         target = manifest.local_path(self.out, relative)
-        self._check_dirs(os.path.dirname(target))
+        self._checked(os.path.dirname(target))
         return target
 
     def missing(self, folder: str) -> bool:
         return self._checked.get(folder) == "missing"
 
-    def _check_dirs(self, folder: str) -> None:
-        if len(self._checked) > _REMEMBERED_FOLDERS:
-            self._checked.clear()
-        chain: list[str] = []  # not checked yet, deepest first
-        while folder != self.out and folder not in self._checked:
-            chain.append(folder)
-            folder = os.path.dirname(folder)
-        above = "dir" if folder == self.out else self._checked[folder]
-        for index in range(len(chain) - 1, -1, -1):  # top down: below a missing one, no lstat
-            if above == "missing":
-                self._checked.update(dict.fromkeys(chain[: index + 1], "missing"))
-                return
-            kind = _kind(chain[index])
-            if kind == "link":
-                raise TreeError(f"refusing to write through the symbolic link {chain[index]}")
-            # absent below a real folder: missing (Windows says "absent" below a file too)
-            if kind == "absent" and above == "dir":
-                kind = "missing"
-            self._checked[chain[index]] = kind
-            above = kind
+
+def _checked_kind(above: str, folder: str) -> str:
+    """_Paths' answer for a folder: below a missing one, missing without a look; a link is
+    refused."""
+    if above == "missing":
+        return "missing"
+    kind = _kind(folder)
+    if kind == "link":
+        raise TreeError(f"refusing to write through the symbolic link {folder}")
+    # absent below a real folder: missing (Windows says "absent" below a file too)
+    return "missing" if kind == "absent" and above == "dir" else kind
 
 
 def _kind(path: str) -> str:
@@ -178,17 +198,20 @@ class Reader:
         """`locate` for a pass over many paths now (the manifest's, say). On POSIX, a path
         whose folders are all real folders and whose last part is no link is its own real
         path: realpath changes a path only at a link (a tree path has no `.`, `..` or `//`).
-        Each folder is looked at once for the pass (_PlainFolders), and any other path is
-        left to `locate`, as before."""
+        Each folder is looked at once for the pass (realpath looked at every part of every
+        path again: 6 lstat per file of the bench tree, a sixth of a no-change publish's CPU),
+        and any other path is left to `locate`, as before."""
         if os.name != "posix":  # ntpath.realpath is another algorithm (junctions, handles)
             return self.locate
-        plain = _PlainFolders(self._root)
+        # real folders all the way down from the tree's root (no link, nothing unreadable)
+        top = os.path.dirname(self._root + "x")  # (the root without its "/", unless "/")
+        plain = _Folders(top, True, lambda above, folder: above and _kind(folder) == "dir")
 
         def locate(relative: str) -> str | None:
             if not manifest.is_tree_path(relative):
                 return None
             path = self._root + relative
-            if plain.holds(relative.rpartition("/")[0]) and _no_link(path):
+            if plain(os.path.dirname(path)) and _no_link(path):
                 return path
             return self.locate(relative)
 
@@ -204,29 +227,6 @@ class Reader:
             raise RenderedFileError(self.out / relative, "is missing") from None
         except InputFileError as e:
             raise RenderedFileError(self.out / relative, e.reason) from None
-
-
-class _PlainFolders:
-    """Which folders of the tree are real folders all the way down from its root (no link,
-    nothing that cannot be looked at), each looked at once; at most _REMEMBERED_FOLDERS
-    remembered. realpath looked at every part of every path again: 6 lstat per file of the
-    bench tree, a sixth of a no-change publish's CPU."""
-
-    def __init__(self, root: str) -> None:  # the tree's real path, ending in "/"
-        self._root = root
-        self._known: dict[str, bool] = {"": True}
-
-    def holds(self, folder: str) -> bool:
-        chain: list[str] = []  # not looked at yet, deepest first
-        while folder not in self._known:
-            chain.append(folder)
-            folder = folder.rpartition("/")[0]
-        plain = self._known[folder]
-        if len(self._known) + len(chain) > _REMEMBERED_FOLDERS:
-            self._known = {"": True}
-        for inner in reversed(chain):
-            plain = self._known[inner] = plain and _kind(self._root + inner) == "dir"
-        return plain
 
 
 def _no_link(path: str) -> bool:
